@@ -1,0 +1,437 @@
+//! The config file's types. Every struct rejects unknown keys.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use rampart_core::{HumanDuration, Level};
+use serde::{Deserialize, Serialize};
+
+/// The whole config file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// This node's identity.
+    pub agent: AgentConfig,
+    /// Where decisions, findings and file positions are kept.
+    pub store: StoreConfig,
+    /// Log sources to follow, one `[[source]]` table each.
+    #[serde(rename = "source")]
+    pub sources: Vec<SourceConfig>,
+    /// Where detection content (parsers and scenarios) comes from.
+    pub rules: RulesConfig,
+    /// How findings become decisions.
+    pub policy: PolicyConfig,
+    /// How bans are enforced.
+    pub firewall: FirewallConfig,
+    /// The Prometheus endpoint.
+    pub metrics: MetricsConfig,
+}
+
+/// This node's identity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentConfig {
+    /// Name shown in decisions and (later) to the server. Default: the host name.
+    pub name: Option<String>,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self { name: None }
+    }
+}
+
+/// Where state is kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Database URL: `sqlite:///var/lib/rampart/rampart.db` (created if
+    /// missing, WAL mode) or `sqlite::memory:`.
+    pub url: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite:///var/lib/rampart/rampart.db".to_owned(),
+        }
+    }
+}
+
+/// How a source gets its lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceType {
+    /// Follow files on disk (rotation-safe, resumable).
+    #[default]
+    File,
+    /// Follow the systemd journal through `journalctl --follow --output=json`.
+    Journald,
+}
+
+/// How lines are parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// sshd and PAM lines in syslog (RFC 3164, ISO 8601) or RFC 5424 form.
+    Sshd,
+    /// nginx access (combined, common, vhost variants) and error logs.
+    Nginx,
+    /// apache access (combined, common, vhost_combined) and error logs.
+    Apache,
+    /// One JSON object per line, mapped by `[source.json]`.
+    Json,
+}
+
+impl LogFormat {
+    /// The name used in config and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Sshd => "sshd",
+            LogFormat::Nginx => "nginx",
+            LogFormat::Apache => "apache",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
+/// One log source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Name of the source, shown in events and metrics (`sshd`, `web`…). Unique.
+    pub name: String,
+    /// `file` (default) or `journald`.
+    #[serde(default, rename = "type")]
+    pub kind: SourceType,
+    /// Parser: `sshd`, `nginx`, `apache` or `json`.
+    pub format: LogFormat,
+    /// Files to follow (type `file`). They need not exist yet.
+    #[serde(default)]
+    pub paths: Vec<PathBuf>,
+    /// Read existing files from their start instead of their end when there
+    /// is no saved position. Default false: a huge existing log is not re-read.
+    #[serde(default)]
+    pub from_start: bool,
+    /// How often files are checked for new lines, rotation and truncation.
+    #[serde(default = "default_poll")]
+    pub poll_interval: HumanDuration,
+    /// Longer lines are skipped (counted as `too_long`). Default 64 KiB.
+    #[serde(default = "default_max_line")]
+    pub max_line_bytes: usize,
+    /// Journal matches for type `journald`, e.g. `["_SYSTEMD_UNIT=ssh.service"]`
+    /// or `["SYSLOG_IDENTIFIER=sshd"]`.
+    #[serde(default)]
+    pub journal_matches: Vec<String>,
+    /// The journalctl program (type `journald`). Default `journalctl`.
+    #[serde(default = "default_journalctl")]
+    pub journalctl: PathBuf,
+    /// Field mapping for format `json`.
+    #[serde(default)]
+    pub json: Option<JsonMapping>,
+}
+
+fn default_poll() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_millis(250))
+}
+
+fn default_max_line() -> usize {
+    64 * 1024
+}
+
+fn default_journalctl() -> PathBuf {
+    PathBuf::from("journalctl")
+}
+
+/// How a JSON object becomes an event. Field paths use dots for nesting
+/// (`client.ip`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonMapping {
+    /// Path of the timestamp (RFC 3339 text, or seconds / milliseconds
+    /// since the epoch as a number). Missing: the time the line was read.
+    #[serde(default)]
+    pub time: Option<String>,
+    /// Path of the client address.
+    pub addr: String,
+    /// The event kind every line has (e.g. `auth_failure`), unless `kind_field` is set.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// Path of a field whose value picks the kind through `kind_map`.
+    #[serde(default)]
+    pub kind_field: Option<String>,
+    /// Value of `kind_field` → event kind. Lines with unmapped values are skipped.
+    #[serde(default)]
+    pub kind_map: BTreeMap<String, String>,
+    /// Event field name → path in the object (`user = "user.name"`).
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+}
+
+/// Where detection content comes from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesConfig {
+    /// A directory with `parsers/*.toml` and `scenarios/*.toml` that replaces
+    /// the rules built into the binary. Default: the built-in rules.
+    pub dir: Option<PathBuf>,
+}
+
+/// How findings become decisions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// Decide and record, but enforce nothing.
+    pub dry_run: bool,
+    /// Ban duration by finding level. A level without a duration is logged, not banned.
+    pub ban: BanDurations,
+    /// Longer bans for repeat offenders.
+    pub escalation: EscalationConfig,
+    /// Addresses and prefixes never banned (loopback and the host's own
+    /// addresses are always whitelisted).
+    pub whitelist: Vec<String>,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            dry_run: false,
+            ban: BanDurations::default(),
+            escalation: EscalationConfig::default(),
+            whitelist: Vec::new(),
+        }
+    }
+}
+
+/// Ban duration by level. Levels left out keep their default; `"0s"`
+/// means "log only, do not ban".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BanDurations {
+    /// LOW findings. Default: not banned, only logged.
+    pub low: Option<HumanDuration>,
+    /// MEDIUM findings. Default 10m (fail2ban's bantime).
+    pub medium: Option<HumanDuration>,
+    /// HIGH findings. Default 1h.
+    pub high: Option<HumanDuration>,
+    /// CRITICAL findings. Default 24h.
+    pub critical: Option<HumanDuration>,
+}
+
+impl Default for BanDurations {
+    fn default() -> Self {
+        Self {
+            low: None,
+            medium: Some(HumanDuration::from_secs(600)),
+            high: Some(HumanDuration::from_secs(3600)),
+            critical: Some(HumanDuration::from_secs(86_400)),
+        }
+    }
+}
+
+impl BanDurations {
+    /// The duration for `level`, `None` when it is not banned.
+    pub fn for_level(&self, level: Level) -> Option<HumanDuration> {
+        let duration = match level {
+            Level::Low => self.low,
+            Level::Medium => self.medium,
+            Level::High => self.high,
+            Level::Critical => self.critical,
+        };
+        duration.filter(|d| !d.0.is_zero())
+    }
+}
+
+/// Repeat offenders (fail2ban's `bantime.increment`): the n-th ban of an
+/// address within `lookback` lasts `base × factor^(n-1)`, at most `max`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EscalationConfig {
+    /// Whether bans escalate. Default true.
+    pub enabled: bool,
+    /// Multiplier per earlier ban. Default 2.
+    pub factor: f64,
+    /// Longest ban escalation gives. Default 1w.
+    pub max: HumanDuration,
+    /// How far back earlier bans count. Default 7d.
+    pub lookback: HumanDuration,
+}
+
+impl Default for EscalationConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            factor: 2.0,
+            max: HumanDuration::from_secs(7 * 86_400),
+            lookback: HumanDuration::from_secs(7 * 86_400),
+        }
+    }
+}
+
+/// Which firewall carries bans out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FirewallBackend {
+    /// nftables sets with per-element timeouts, in rampart's own table.
+    #[default]
+    Nftables,
+    /// iptables rules matching ipset sets with timeouts.
+    Ipset,
+    /// No firewall: decisions are stored (and shown) only.
+    None,
+}
+
+/// How bans are enforced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FirewallConfig {
+    /// `nftables` (default), `ipset` or `none`.
+    pub backend: FirewallBackend,
+    /// Name of rampart's nftables table (family `inet`) or prefix of its ipset sets.
+    pub table: String,
+    /// Run firewall commands inside this network namespace (`ip netns exec`). For tests.
+    pub netns: Option<String>,
+    /// The `nft` program.
+    pub nft: PathBuf,
+    /// The `ipset` program.
+    pub ipset: PathBuf,
+    /// The `iptables` program.
+    pub iptables: PathBuf,
+    /// The `ip6tables` program.
+    pub ip6tables: PathBuf,
+}
+
+impl Default for FirewallConfig {
+    fn default() -> Self {
+        Self {
+            backend: FirewallBackend::Nftables,
+            table: "rampart".to_owned(),
+            netns: None,
+            nft: PathBuf::from("nft"),
+            ipset: PathBuf::from("ipset"),
+            iptables: PathBuf::from("iptables"),
+            ip6tables: PathBuf::from("ip6tables"),
+        }
+    }
+}
+
+/// The Prometheus endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Address `/metrics` is served on; empty to disable. Default 127.0.0.1:9741.
+    pub listen: Option<SocketAddr>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 9741))),
+        }
+    }
+}
+
+impl Config {
+    /// Problems that parsing cannot see: every one, as messages naming the key.
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut names = std::collections::HashSet::new();
+        for (i, src) in self.sources.iter().enumerate() {
+            let at = format!("source[{i}] ({})", src.name);
+            if src.name.trim().is_empty() {
+                problems.push(format!("source[{i}]: name is empty"));
+            } else if !names.insert(src.name.as_str()) {
+                problems.push(format!("{at}: name is used by another source"));
+            }
+            match src.kind {
+                SourceType::File if src.paths.is_empty() => {
+                    problems.push(format!("{at}: type file needs at least one path in paths"));
+                }
+                SourceType::Journald if !src.paths.is_empty() => {
+                    problems.push(format!(
+                        "{at}: type journald takes no paths (use journal_matches)"
+                    ));
+                }
+                _ => {}
+            }
+            if src.poll_interval.0.is_zero() {
+                problems.push(format!("{at}: poll_interval must be above zero"));
+            }
+            if src.max_line_bytes < 256 {
+                problems.push(format!("{at}: max_line_bytes must be at least 256"));
+            }
+            match (&src.format, &src.json) {
+                (LogFormat::Json, None) => {
+                    problems.push(format!("{at}: format json needs a [source.json] mapping"));
+                }
+                (LogFormat::Json, Some(map)) => problems.extend(
+                    validate_mapping(map)
+                        .into_iter()
+                        .map(|m| format!("{at}: json.{m}")),
+                ),
+                (_, Some(_)) => {
+                    problems.push(format!("{at}: [source.json] only applies to format json"));
+                }
+                _ => {}
+            }
+        }
+        for entry in &self.policy.whitelist {
+            if let Err(e) = rampart_core::parse_net(entry) {
+                problems.push(format!("policy.whitelist: {e}"));
+            }
+        }
+        let esc = &self.policy.escalation;
+        if !(esc.factor.is_finite() && esc.factor >= 1.0) {
+            problems.push("policy.escalation.factor must be a number of at least 1".to_owned());
+        }
+        if self.firewall.table.is_empty()
+            || self.firewall.table.len() > 24
+            || !self
+                .firewall
+                .table
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            problems.push(
+                "firewall.table must be 1 to 24 characters of letters, digits, _ and -".to_owned(),
+            );
+        }
+        if let Some(ns) = &self.firewall.netns
+            && (ns.is_empty() || ns.contains('/') || ns.starts_with('-'))
+        {
+            problems.push("firewall.netns is not a valid namespace name".to_owned());
+        }
+        if !(self.store.url.starts_with("sqlite:")) {
+            problems.push(format!(
+                "store.url: unsupported database {:?} (use sqlite:///path/to/rampart.db)",
+                self.store.url
+            ));
+        }
+        problems
+    }
+}
+
+fn validate_mapping(map: &JsonMapping) -> Vec<String> {
+    let mut problems = Vec::new();
+    match (&map.kind, &map.kind_field) {
+        (None, None) => problems.push("set kind or kind_field".to_owned()),
+        (Some(_), Some(_)) => problems.push("set kind or kind_field, not both".to_owned()),
+        (Some(kind), None) => {
+            if rampart_core::EventKind::from_name(kind).is_none() {
+                problems.push(format!("kind: unknown event kind {kind:?}"));
+            }
+        }
+        (None, Some(_)) => {
+            if map.kind_map.is_empty() {
+                problems.push("kind_field needs a kind_map".to_owned());
+            }
+        }
+    }
+    for (value, kind) in &map.kind_map {
+        if rampart_core::EventKind::from_name(kind).is_none() {
+            problems.push(format!("kind_map.{value}: unknown event kind {kind:?}"));
+        }
+    }
+    problems
+}

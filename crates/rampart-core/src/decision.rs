@@ -1,0 +1,119 @@
+//! Decisions: what policy made of findings, with the reasons.
+
+use chrono::{DateTime, Utc};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::finding::Finding;
+
+/// What to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Drop traffic from the target until the decision expires.
+    Ban,
+    /// Lift bans on the target.
+    Unban,
+    /// Record only.
+    Log,
+}
+
+impl Action {
+    /// snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Ban => "ban",
+            Action::Unban => "unban",
+            Action::Log => "log",
+        }
+    }
+
+    /// The action with this name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "ban" => Some(Action::Ban),
+            "unban" => Some(Action::Unban),
+            "log" => Some(Action::Log),
+            _ => None,
+        }
+    }
+}
+
+/// Who or what made a decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "name", rename_all = "snake_case")]
+pub enum Origin {
+    /// A detection scenario, by name.
+    Scenario(String),
+    /// A person, through the CLI or API.
+    Operator(String),
+    /// A model, by name.
+    Model(String),
+}
+
+impl Origin {
+    /// `scenario`, `operator` or `model`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Origin::Scenario(_) => "scenario",
+            Origin::Operator(_) => "operator",
+            Origin::Model(_) => "model",
+        }
+    }
+
+    /// The scenario, operator or model name.
+    pub fn name(&self) -> &str {
+        match self {
+            Origin::Scenario(n) | Origin::Operator(n) | Origin::Model(n) => n,
+        }
+    }
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.kind(), self.name())
+    }
+}
+
+/// What policy made of findings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    /// The store's id, once stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
+    /// What to do.
+    pub action: Action,
+    /// The address or prefix it applies to.
+    pub target: IpNet,
+    /// When it was made (event time for detection, wall time for operators).
+    pub at: DateTime<Utc>,
+    /// When it stops applying; `None` for actions without a duration.
+    pub until: Option<DateTime<Utc>>,
+    /// One line of why, for people.
+    pub reason: String,
+    /// Who made it.
+    pub origin: Origin,
+    /// Decided and recorded but not enforced.
+    pub dry_run: bool,
+    /// How many earlier bans of this target the escalation counted (0 for a first ban).
+    #[serde(default)]
+    pub escalation: u32,
+    /// The findings that justify it.
+    #[serde(default)]
+    pub findings: Vec<Finding>,
+}
+
+impl Decision {
+    /// The scenario name when a scenario made it.
+    pub fn scenario(&self) -> Option<&str> {
+        match &self.origin {
+            Origin::Scenario(name) => Some(name),
+            _ => None,
+        }
+    }
+
+    /// Whether a ban is in force at `now`.
+    pub fn is_active(&self, now: DateTime<Utc>) -> bool {
+        self.action == Action::Ban && self.until.is_none_or(|u| u > now)
+    }
+}
