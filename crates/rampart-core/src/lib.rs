@@ -10,6 +10,7 @@ pub mod decision;
 pub mod duration;
 pub mod event;
 pub mod finding;
+pub mod rule_error;
 pub mod whitelist;
 
 pub use addr::{Subject, key_prefix, parse_net};
@@ -18,4 +19,5 @@ pub use decision::{Action, Decision, Origin};
 pub use duration::HumanDuration;
 pub use event::{Event, EventKind, Fields};
 pub use finding::{Evidence, Finding, Level};
+pub use rule_error::{RuleError, RuleErrors, line_of, toml_error};
 pub use whitelist::Whitelist;

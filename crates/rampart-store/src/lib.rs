@@ -1,0 +1,206 @@
+//! rampart's store: decisions (with their findings as evidence), the
+//! decision change log that enforcement points follow, findings, and the
+//! positions of followed log files.
+//!
+//! One [`Store`] trait; [`sqlite::SqliteStore`] implements it today and a
+//! PostgreSQL implementation will pass the same [`test_suite`].
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ipnet::IpNet;
+use rampart_core::{Decision, Finding};
+use serde::{Deserialize, Serialize};
+
+pub mod sqlite;
+#[doc(hidden)]
+pub mod test_suite;
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database URL is not one this build supports.
+    #[error("unsupported database url {0:?}")]
+    UnsupportedUrl(String),
+    /// The database could not be opened or migrated.
+    #[error("cannot open {url}: {source}")]
+    Open {
+        /// The URL (without secrets).
+        url: String,
+        /// Why.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// A query failed.
+    #[error("database error: {0}")]
+    Query(#[from] sqlx::Error),
+    /// A stored row could not be read back (corrupt or from a newer version).
+    #[error("corrupt row in {table}: {reason}")]
+    Corrupt {
+        /// Table.
+        table: &'static str,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+/// A decision as stored, with its id and revocation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredDecision {
+    /// Row id (also in `decision.id`).
+    pub id: i64,
+    /// The decision.
+    pub decision: Decision,
+    /// When it was lifted by an unban, if it was.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Who lifted it.
+    pub revoked_by: Option<String>,
+}
+
+impl StoredDecision {
+    /// A ban in force at `now`: not revoked and not expired.
+    pub fn is_active(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_at.is_none() && self.decision.is_active(now)
+    }
+}
+
+/// What happened to a decision, in the change log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// A new decision.
+    Added,
+    /// A decision lifted before its end.
+    Revoked,
+}
+
+/// One entry of the decision change log: what enforcement points follow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    /// Position in the log; strictly increasing. A follower keeps the last
+    /// one it applied as its cursor.
+    pub seq: i64,
+    /// What happened.
+    pub kind: ChangeKind,
+    /// The decision as it is after the change.
+    pub decision: StoredDecision,
+}
+
+/// Which decisions to list. Empty fields do not filter.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DecisionQuery {
+    /// Only bans active at this time (not revoked, not expired).
+    pub active_at: Option<DateTime<Utc>>,
+    /// Only decisions whose target is this network or lies inside it.
+    pub target: Option<IpNet>,
+    /// Only decisions made by this scenario.
+    pub scenario: Option<String>,
+    /// Only dry-run (`Some(true)`) or only enforced (`Some(false)`) decisions.
+    pub dry_run: Option<bool>,
+    /// At most this many, newest first. `None`: all.
+    pub limit: Option<u32>,
+}
+
+/// Where a followed file (or journal) was left.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    /// The source's configured name.
+    pub source: String,
+    /// The path followed (or `journal` for journald).
+    pub path: String,
+    /// Device of the file the offset is in.
+    pub dev: u64,
+    /// Inode of the file the offset is in.
+    pub inode: u64,
+    /// Bytes of that file already delivered (whole lines only).
+    pub offset: u64,
+    /// A hash of the file's first bytes, to notice a different file with a reused inode.
+    pub fingerprint: Option<u64>,
+    /// The journal cursor, for journald sources.
+    pub cursor: Option<String>,
+}
+
+/// A finding as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredFinding {
+    /// Row id.
+    pub id: i64,
+    /// The finding.
+    pub finding: Finding,
+    /// The decision it led to, if any.
+    pub decision_id: Option<i64>,
+    /// Why no decision followed, if none did (`whitelisted`, `already banned`, `dry run`…).
+    pub note: Option<String>,
+}
+
+/// rampart's persistent state.
+///
+/// Contract: every method is atomic (a failed call changes nothing); times
+/// are stored with at least millisecond precision and returned in UTC;
+/// `insert_decision` and the revocations append to the change log in the
+/// same transaction, so a follower of [`Store::changes_since`] never misses
+/// a change and never sees one whose decision is not readable. Methods may
+/// be called concurrently from many tasks and processes (SQLite runs in WAL
+/// mode with a busy timeout).
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Stores a decision (its findings go into the findings table too, linked
+    /// to it) and appends an `Added` change. Returns the decision's id.
+    async fn insert_decision(&self, decision: &Decision) -> Result<i64, StoreError>;
+
+    /// Decisions matching `query`, newest first.
+    async fn query_decisions(
+        &self,
+        query: &DecisionQuery,
+    ) -> Result<Vec<StoredDecision>, StoreError>;
+
+    /// One decision by id.
+    async fn get_decision(&self, id: i64) -> Result<Option<StoredDecision>, StoreError>;
+
+    /// Lifts every ban active at `at` whose target equals `target` or lies
+    /// inside it (`None`: every active ban), recording who did it, and
+    /// appends a `Revoked` change for each. Returns the ids lifted.
+    async fn revoke(
+        &self,
+        target: Option<&IpNet>,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<i64>, StoreError>;
+
+    /// Lifts one decision by id if it is not already revoked; true when it was lifted.
+    async fn revoke_id(&self, id: i64, by: &str, at: DateTime<Utc>) -> Result<bool, StoreError>;
+
+    /// Changes after `cursor` (0 for all), oldest first, at most `limit`.
+    async fn changes_since(&self, cursor: i64, limit: u32) -> Result<Vec<Change>, StoreError>;
+
+    /// The newest change's seq (0 when there is none).
+    async fn latest_cursor(&self) -> Result<i64, StoreError>;
+
+    /// Targets and times of bans made at or after `since` (dry-run ones
+    /// too, revoked ones too): what escalation counts.
+    async fn ban_history(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(IpNet, DateTime<Utc>)>, StoreError>;
+
+    /// Stores a finding that led to no decision, with the reason why.
+    async fn insert_finding(&self, finding: &Finding, note: &str) -> Result<i64, StoreError>;
+
+    /// Findings, newest first, at most `limit`.
+    async fn recent_findings(&self, limit: u32) -> Result<Vec<StoredFinding>, StoreError>;
+
+    /// Saves (replaces) the position of `position.source` / `position.path`.
+    async fn save_position(&self, position: &Position) -> Result<(), StoreError>;
+
+    /// Saved positions of a source.
+    async fn load_positions(&self, source: &str) -> Result<Vec<Position>, StoreError>;
+}
+
+/// Opens the store a URL names: `sqlite:///path/to/db` (created with its
+/// directory if missing) or `sqlite::memory:`.
+pub async fn open(url: &str) -> Result<Box<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Box::new(sqlite::SqliteStore::open(url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(url.to_owned()))
+    }
+}
