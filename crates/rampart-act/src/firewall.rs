@@ -292,7 +292,14 @@ mod tests {
         let nft = Path::new("nft");
         assert!(check_table_name("rampart", nft).is_ok());
         assert!(check_table_name("rampart-t_1", nft).is_ok());
-        for bad in ["", "1abc", "-x", "a b", "a;flush ruleset", "abcdefghijklmnopqrstuvwxy"] {
+        for bad in [
+            "",
+            "1abc",
+            "-x",
+            "a b",
+            "a;flush ruleset",
+            "abcdefghijklmnopqrstuvwxy",
+        ] {
             assert!(check_table_name(bad, nft).is_err(), "{bad:?} accepted");
         }
     }

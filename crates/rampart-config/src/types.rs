@@ -29,17 +29,11 @@ pub struct Config {
 }
 
 /// This node's identity.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AgentConfig {
     /// Name shown in decisions and (later) to the server. Default: the host name.
     pub name: Option<String>,
-}
-
-impl Default for AgentConfig {
-    fn default() -> Self {
-        Self { name: None }
-    }
 }
 
 /// Where state is kept.
@@ -179,7 +173,7 @@ pub struct RulesConfig {
 }
 
 /// How findings become decisions.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PolicyConfig {
     /// Decide and record, but enforce nothing.
@@ -191,17 +185,6 @@ pub struct PolicyConfig {
     /// Addresses and prefixes never banned (loopback and the host's own
     /// addresses are always whitelisted).
     pub whitelist: Vec<String>,
-}
-
-impl Default for PolicyConfig {
-    fn default() -> Self {
-        Self {
-            dry_run: false,
-            ban: BanDurations::default(),
-            escalation: EscalationConfig::default(),
-            whitelist: Vec::new(),
-        }
-    }
 }
 
 /// Ban duration by level. Levels left out keep their default; `"0s"`

@@ -154,7 +154,21 @@ struct ConditionSpec {
     present: Option<bool>,
 }
 
+/// The scenario files shipped with rampart, built into the binary.
+const BUILTIN: [(&str, &str); 3] = [
+    ("rules/scenarios/ssh.toml", include_str!("../../../rules/scenarios/ssh.toml")),
+    ("rules/scenarios/http.toml", include_str!("../../../rules/scenarios/http.toml")),
+    ("rules/scenarios/recidive.toml", include_str!("../../../rules/scenarios/recidive.toml")),
+];
+
 impl Ruleset {
+    /// The scenarios shipped with rampart (`rules/scenarios/*.toml`).
+    pub fn builtin() -> Result<Self, RuleErrors> {
+        let files: Vec<(String, String)> =
+            BUILTIN.iter().map(|(n, t)| ((*n).to_owned(), (*t).to_owned())).collect();
+        Self::from_sources(&files)
+    }
+
     /// Compiles scenario files given as (file name, text). Scenarios with
     /// `enabled = false` are checked but left out.
     pub fn from_sources(files: &[(String, String)]) -> Result<Self, RuleErrors> {
@@ -415,6 +429,14 @@ mod tests {
 
     fn load(text: &str) -> Result<Ruleset, RuleErrors> {
         Ruleset::from_sources(&[("test.toml".into(), text.into())])
+    }
+
+    #[test]
+    fn the_builtin_scenarios_load() {
+        let rules = Ruleset::builtin().unwrap();
+        for name in ["ssh-bruteforce", "ssh-user-enum", "http-sensitive-probe", "http-flood", "http-login-bruteforce", "http-sqli-probe", "recidive"] {
+            assert!(rules.get(name).is_some(), "{name} missing");
+        }
     }
 
     #[test]

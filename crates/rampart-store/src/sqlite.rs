@@ -1,0 +1,678 @@
+//! The SQLite store: one file (or one in-memory database) in WAL mode.
+//!
+//! Times are INTEGER milliseconds since the epoch; targets are stored as
+//! text plus their address range as big-endian BLOBs so that "lies inside"
+//! filters run in SQL on an index. Every write that touches more than one
+//! row runs in a `BEGIN IMMEDIATE` transaction: it takes the write lock up
+//! front (waiting up to the busy timeout), so two processes writing at once
+//! queue instead of failing with `SQLITE_BUSY` on a lock upgrade. The schema
+//! is in `migrations/sqlite/` and described in `docs/store.md`.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ipnet::IpNet;
+use rampart_core::{Action, Decision, Evidence, Finding, Level, Origin, Subject};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+
+use crate::{
+    Change, ChangeKind, DecisionQuery, Position, Store, StoreError, StoredDecision, StoredFinding,
+};
+
+/// How long a statement waits for another connection's (or process's) lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connections of a file database's pool. WAL lets readers run beside the
+/// one writer; more than a few buys nothing on a small host.
+const FILE_MAX_CONNECTIONS: u32 = 4;
+
+/// Opens a write transaction that holds the database's write lock from the start.
+const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
+/// The columns of `decisions` (aliased `d`) that [`decision_from_row`] reads.
+macro_rules! decision_columns {
+    () => {
+        "d.id, d.action, d.target, d.at, d.until, d.reason, d.origin_kind, d.origin_name, \
+         d.dry_run, d.escalation, d.findings_json, d.revoked_at, d.revoked_by"
+    };
+}
+
+/// The columns of `findings` that [`finding_from_row`] reads.
+macro_rules! finding_columns {
+    () => {
+        "id, time, subject_json, label, score, level, evidence_json, decision_id, note"
+    };
+}
+
+/// The condition on `d` for a ban active at a time: push the time bound
+/// next, then `)`. Mirrors [`StoredDecision::is_active`].
+const ACTIVE_BAN: &str =
+    "d.revoked_at IS NULL AND d.action = 'ban' AND (d.until IS NULL OR d.until > ";
+
+/// [`Store`] on SQLite through an sqlx pool.
+///
+/// Several handles, in one process or several (the agent and the CLI), may
+/// use one file at once: each sees the others' committed writes and change
+/// log. A `sqlite::memory:` database lives in exactly one connection that is
+/// never closed while the store lives, so every call sees the same data.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing, with its parent directory) and migrates
+    /// the database at `url`: `sqlite:///abs/path.db`, `sqlite://relative.db`
+    /// or `sqlite::memory:`. Files run in WAL mode with `synchronous=NORMAL`;
+    /// every connection has a 5 s busy timeout and foreign keys on.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        if !url.starts_with("sqlite:") {
+            return Err(StoreError::UnsupportedUrl(url.to_owned()));
+        }
+        let open_error = |source: sqlx::Error| StoreError::Open {
+            url: url.to_owned(),
+            source,
+        };
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(open_error)?
+            .create_if_missing(true)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+
+        let pool = if is_memory_url(url) {
+            // One connection that never idles out or expires: an in-memory
+            // database disappears with its last connection.
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .connect_with(options)
+                .await
+                .map_err(open_error)?
+        } else {
+            let options = options
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal);
+            if let Some(parent) = options.get_filename().parent()
+                && !parent.as_os_str().is_empty()
+            {
+                tokio::fs::create_dir_all(parent)
+                    .await
+                    .map_err(|e| open_error(sqlx::Error::Io(e)))?;
+            }
+            SqlitePoolOptions::new()
+                .max_connections(FILE_MAX_CONNECTIONS)
+                .connect_with(options)
+                .await
+                .map_err(open_error)?
+        };
+
+        let migrator = sqlx::migrate!("./migrations/sqlite");
+        if let Err(first) = migrator.run(&pool).await {
+            // Two processes opening a new file at once can race to apply the
+            // same migration; the loser fails, and on a second look finds it
+            // applied. Any other failure fails again and is reported.
+            tracing::debug!(error = %first, "migration failed, retrying once");
+            migrator
+                .run(&pool)
+                .await
+                .map_err(|e| open_error(sqlx::Error::from(e)))?;
+        }
+        Ok(Self { pool })
+    }
+
+    /// The connection pool, for maintenance (`VACUUM INTO` backups, checks)
+    /// and tests.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Closes every connection, checkpointing the WAL. Calls after this fail.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn insert_decision(&self, decision: &Decision) -> Result<i64, StoreError> {
+        let row = TargetColumns::of(&decision.target);
+        let findings_json = to_json(&decision.findings)?;
+        let at = to_ms(decision.at);
+
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO decisions (action, target, net_family, range_start, range_end, at, \
+             until, reason, origin_kind, origin_name, dry_run, escalation, findings_json) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(decision.action.as_str())
+        .bind(decision.target.to_string())
+        .bind(row.family)
+        .bind(row.start)
+        .bind(row.end)
+        .bind(at)
+        .bind(decision.until.map(to_ms))
+        .bind(&decision.reason)
+        .bind(decision.origin.kind())
+        .bind(decision.origin.name())
+        .bind(decision.dry_run)
+        .bind(i64::from(decision.escalation))
+        .bind(findings_json)
+        .fetch_one(&mut *tx)
+        .await?;
+
+        for finding in &decision.findings {
+            insert_finding_row(&mut tx, finding, Some(id), None).await?;
+        }
+        append_change(&mut tx, id, ChangeKind::Added, at).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn query_decisions(
+        &self,
+        query: &DecisionQuery,
+    ) -> Result<Vec<StoredDecision>, StoreError> {
+        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new(concat!(
+            "SELECT ",
+            decision_columns!(),
+            " FROM decisions d WHERE 1 = 1"
+        ));
+        if let Some(at) = query.active_at {
+            sql.push(" AND ")
+                .push(ACTIVE_BAN)
+                .push_bind(to_ms(at))
+                .push(")");
+        }
+        if let Some(target) = &query.target {
+            push_inside(&mut sql, target);
+        }
+        if let Some(scenario) = &query.scenario {
+            sql.push(" AND d.origin_kind = 'scenario' AND d.origin_name = ")
+                .push_bind(scenario.clone());
+        }
+        if let Some(dry_run) = query.dry_run {
+            sql.push(" AND d.dry_run = ").push_bind(dry_run);
+        }
+        sql.push(" ORDER BY d.at DESC, d.id DESC");
+        if let Some(limit) = query.limit {
+            sql.push(" LIMIT ").push_bind(i64::from(limit));
+        }
+        let rows = sql.build().fetch_all(&self.pool).await?;
+        rows.iter().map(decision_from_row).collect()
+    }
+
+    async fn get_decision(&self, id: i64) -> Result<Option<StoredDecision>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            decision_columns!(),
+            " FROM decisions d WHERE d.id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(decision_from_row).transpose()
+    }
+
+    async fn revoke(
+        &self,
+        target: Option<&IpNet>,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<i64>, StoreError> {
+        let at_ms = to_ms(at);
+        let mut sql: QueryBuilder<Sqlite> =
+            QueryBuilder::new("UPDATE decisions AS d SET revoked_at = ");
+        sql.push_bind(at_ms)
+            .push(", revoked_by = ")
+            .push_bind(by.to_owned())
+            .push(" WHERE ")
+            .push(ACTIVE_BAN)
+            .push_bind(at_ms)
+            .push(")");
+        if let Some(target) = target {
+            push_inside(&mut sql, target);
+        }
+        sql.push(" RETURNING id");
+
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let mut ids: Vec<i64> = sql.build_query_scalar().fetch_all(&mut *tx).await?;
+        ids.sort_unstable();
+        for &id in &ids {
+            append_change(&mut tx, id, ChangeKind::Revoked, at_ms).await?;
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    async fn revoke_id(&self, id: i64, by: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let at_ms = to_ms(at);
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let lifted = sqlx::query(
+            "UPDATE decisions SET revoked_at = ?, revoked_by = ? \
+             WHERE id = ? AND revoked_at IS NULL",
+        )
+        .bind(at_ms)
+        .bind(by)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            > 0;
+        if lifted {
+            append_change(&mut tx, id, ChangeKind::Revoked, at_ms).await?;
+        }
+        tx.commit().await?;
+        Ok(lifted)
+    }
+
+    async fn changes_since(&self, cursor: i64, limit: u32) -> Result<Vec<Change>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT c.seq, c.kind, ",
+            decision_columns!(),
+            " FROM decision_changes c JOIN decisions d ON d.id = c.decision_id \
+             WHERE c.seq > ? ORDER BY c.seq LIMIT ?"
+        ))
+        .bind(cursor)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(change_from_row).collect()
+    }
+
+    async fn latest_cursor(&self) -> Result<i64, StoreError> {
+        let seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM decision_changes")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(seq)
+    }
+
+    async fn ban_history(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(IpNet, DateTime<Utc>)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT target, at FROM decisions \
+             WHERE action = 'ban' AND at >= ? ORDER BY at, id",
+        )
+        .bind(to_ms(since))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let target = parse_target(&get::<String>(row, DECISIONS, "target")?)?;
+                let at = from_ms(DECISIONS, "at", get(row, DECISIONS, "at")?)?;
+                Ok((target, at))
+            })
+            .collect()
+    }
+
+    async fn insert_finding(&self, finding: &Finding, note: &str) -> Result<i64, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        insert_finding_row(&mut conn, finding, None, Some(note)).await
+    }
+
+    async fn recent_findings(&self, limit: u32) -> Result<Vec<StoredFinding>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            finding_columns!(),
+            " FROM findings ORDER BY time DESC, id DESC LIMIT ?"
+        ))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(finding_from_row).collect()
+    }
+
+    async fn save_position(&self, position: &Position) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO positions (source, path, dev, inode, \"offset\", fingerprint, cursor, \
+             updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (source, path) DO UPDATE SET dev = excluded.dev, \
+             inode = excluded.inode, \"offset\" = excluded.\"offset\", \
+             fingerprint = excluded.fingerprint, cursor = excluded.cursor, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(&position.source)
+        .bind(&position.path)
+        .bind(u64_to_sql(position.dev))
+        .bind(u64_to_sql(position.inode))
+        .bind(u64_to_sql(position.offset))
+        .bind(position.fingerprint.map(u64_to_sql))
+        .bind(&position.cursor)
+        .bind(to_ms(Utc::now()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn load_positions(&self, source: &str) -> Result<Vec<Position>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT source, path, dev, inode, \"offset\", fingerprint, cursor \
+             FROM positions WHERE source = ? ORDER BY path",
+        )
+        .bind(source)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Position {
+                    source: get(row, POSITIONS, "source")?,
+                    path: get(row, POSITIONS, "path")?,
+                    dev: sql_to_u64(get(row, POSITIONS, "dev")?),
+                    inode: sql_to_u64(get(row, POSITIONS, "inode")?),
+                    offset: sql_to_u64(get(row, POSITIONS, "offset")?),
+                    fingerprint: get::<Option<i64>>(row, POSITIONS, "fingerprint")?.map(sql_to_u64),
+                    cursor: get(row, POSITIONS, "cursor")?,
+                })
+            })
+            .collect()
+    }
+}
+
+const DECISIONS: &str = "decisions";
+const DECISION_CHANGES: &str = "decision_changes";
+const FINDINGS: &str = "findings";
+const POSITIONS: &str = "positions";
+
+/// Whether a URL names an in-memory database (`sqlite::memory:`,
+/// `sqlite://:memory:`, `…?mode=memory`).
+fn is_memory_url(url: &str) -> bool {
+    let rest = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let (database, params) = rest.split_once('?').unwrap_or((rest, ""));
+    database == ":memory:" || params.split('&').any(|p| p == "mode=memory")
+}
+
+/// A target's family and address range, as stored.
+struct TargetColumns {
+    family: i64,
+    start: Vec<u8>,
+    end: Vec<u8>,
+}
+
+impl TargetColumns {
+    fn of(net: &IpNet) -> Self {
+        match net {
+            IpNet::V4(n) => Self {
+                family: 4,
+                start: n.network().octets().to_vec(),
+                end: n.broadcast().octets().to_vec(),
+            },
+            IpNet::V6(n) => Self {
+                family: 6,
+                start: n.network().octets().to_vec(),
+                end: n.broadcast().octets().to_vec(),
+            },
+        }
+    }
+}
+
+/// Appends `AND` the target of `d` lies inside `net` (or is it).
+fn push_inside(sql: &mut QueryBuilder<Sqlite>, net: &IpNet) {
+    let range = TargetColumns::of(net);
+    sql.push(" AND d.net_family = ")
+        .push_bind(range.family)
+        .push(" AND d.range_start >= ")
+        .push_bind(range.start)
+        .push(" AND d.range_end <= ")
+        .push_bind(range.end);
+}
+
+async fn append_change(
+    conn: &mut SqliteConnection,
+    decision_id: i64,
+    kind: ChangeKind,
+    at_ms: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO decision_changes (decision_id, kind, at) VALUES (?, ?, ?)")
+        .bind(decision_id)
+        .bind(change_kind_name(kind))
+        .bind(at_ms)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+async fn insert_finding_row(
+    conn: &mut SqliteConnection,
+    finding: &Finding,
+    decision_id: Option<i64>,
+    note: Option<&str>,
+) -> Result<i64, StoreError> {
+    let id = sqlx::query_scalar(
+        "INSERT INTO findings (time, subject_json, label, score, level, evidence_json, \
+         decision_id, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(to_ms(finding.time))
+    .bind(to_json(&finding.subject)?)
+    .bind(&finding.label)
+    .bind(finding.score)
+    .bind(finding.level.as_str())
+    .bind(to_json(&finding.evidence)?)
+    .bind(decision_id)
+    .bind(note)
+    .fetch_one(conn)
+    .await?;
+    Ok(id)
+}
+
+fn change_kind_name(kind: ChangeKind) -> &'static str {
+    match kind {
+        ChangeKind::Added => "added",
+        ChangeKind::Revoked => "revoked",
+    }
+}
+
+fn decision_from_row(row: &SqliteRow) -> Result<StoredDecision, StoreError> {
+    let id: i64 = get(row, DECISIONS, "id")?;
+    let action_name: String = get(row, DECISIONS, "action")?;
+    let action = Action::from_name(&action_name).ok_or_else(|| {
+        corrupt(
+            DECISIONS,
+            format!("decision {id}: unknown action {action_name:?}"),
+        )
+    })?;
+    let origin_kind: String = get(row, DECISIONS, "origin_kind")?;
+    let origin_name: String = get(row, DECISIONS, "origin_name")?;
+    let origin = match origin_kind.as_str() {
+        "scenario" => Origin::Scenario(origin_name),
+        "operator" => Origin::Operator(origin_name),
+        "model" => Origin::Model(origin_name),
+        other => {
+            return Err(corrupt(
+                DECISIONS,
+                format!("decision {id}: unknown origin kind {other:?}"),
+            ));
+        }
+    };
+    let escalation = u32::try_from(get::<i64>(row, DECISIONS, "escalation")?)
+        .map_err(|e| corrupt(DECISIONS, format!("decision {id}: escalation: {e}")))?;
+    let findings: Vec<Finding> = from_json(
+        DECISIONS,
+        "findings_json",
+        &get::<String>(row, DECISIONS, "findings_json")?,
+    )?;
+
+    let decision = Decision {
+        id: Some(id),
+        action,
+        target: parse_target(&get::<String>(row, DECISIONS, "target")?)?,
+        at: from_ms(DECISIONS, "at", get(row, DECISIONS, "at")?)?,
+        until: opt_from_ms(DECISIONS, "until", get(row, DECISIONS, "until")?)?,
+        reason: get(row, DECISIONS, "reason")?,
+        origin,
+        dry_run: get(row, DECISIONS, "dry_run")?,
+        escalation,
+        findings,
+    };
+    Ok(StoredDecision {
+        id,
+        decision,
+        revoked_at: opt_from_ms(DECISIONS, "revoked_at", get(row, DECISIONS, "revoked_at")?)?,
+        revoked_by: get(row, DECISIONS, "revoked_by")?,
+    })
+}
+
+/// A change and its decision as it was right after the change: decisions
+/// change only by being revoked, once, so after `Added` it is the current
+/// row without its revocation, and after `Revoked` the current row.
+fn change_from_row(row: &SqliteRow) -> Result<Change, StoreError> {
+    let seq: i64 = get(row, DECISION_CHANGES, "seq")?;
+    let kind_name: String = get(row, DECISION_CHANGES, "kind")?;
+    let kind = match kind_name.as_str() {
+        "added" => ChangeKind::Added,
+        "revoked" => ChangeKind::Revoked,
+        other => {
+            return Err(corrupt(
+                DECISION_CHANGES,
+                format!("change {seq}: unknown kind {other:?}"),
+            ));
+        }
+    };
+    let mut decision = decision_from_row(row)?;
+    if kind == ChangeKind::Added {
+        decision.revoked_at = None;
+        decision.revoked_by = None;
+    }
+    Ok(Change {
+        seq,
+        kind,
+        decision,
+    })
+}
+
+fn finding_from_row(row: &SqliteRow) -> Result<StoredFinding, StoreError> {
+    let id: i64 = get(row, FINDINGS, "id")?;
+    let level_name: String = get(row, FINDINGS, "level")?;
+    let level = Level::from_name(&level_name).ok_or_else(|| {
+        corrupt(
+            FINDINGS,
+            format!("finding {id}: unknown level {level_name:?}"),
+        )
+    })?;
+    let subject: Subject = from_json(
+        FINDINGS,
+        "subject_json",
+        &get::<String>(row, FINDINGS, "subject_json")?,
+    )?;
+    let evidence: Evidence = from_json(
+        FINDINGS,
+        "evidence_json",
+        &get::<String>(row, FINDINGS, "evidence_json")?,
+    )?;
+    Ok(StoredFinding {
+        id,
+        finding: Finding {
+            time: from_ms(FINDINGS, "time", get(row, FINDINGS, "time")?)?,
+            subject,
+            label: get(row, FINDINGS, "label")?,
+            score: get(row, FINDINGS, "score")?,
+            level,
+            evidence,
+        },
+        decision_id: get(row, FINDINGS, "decision_id")?,
+        note: get(row, FINDINGS, "note")?,
+    })
+}
+
+/// One column, a wrong type or an unexpected NULL being a corrupt row.
+fn get<'r, T>(row: &'r SqliteRow, table: &'static str, column: &str) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
+{
+    row.try_get(column)
+        .map_err(|e| corrupt(table, format!("column {column}: {e}")))
+}
+
+fn corrupt(table: &'static str, reason: String) -> StoreError {
+    StoreError::Corrupt { table, reason }
+}
+
+fn parse_target(text: &str) -> Result<IpNet, StoreError> {
+    text.parse::<IpNet>()
+        .map_err(|_| corrupt(DECISIONS, format!("target {text:?} is not a network")))
+}
+
+fn to_ms(time: DateTime<Utc>) -> i64 {
+    time.timestamp_millis()
+}
+
+fn from_ms(table: &'static str, column: &str, ms: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_millis(ms)
+        .ok_or_else(|| corrupt(table, format!("column {column}: time {ms} ms out of range")))
+}
+
+fn opt_from_ms(
+    table: &'static str,
+    column: &str,
+    ms: Option<i64>,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    ms.map(|ms| from_ms(table, column, ms)).transpose()
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Query(sqlx::Error::Encode(Box::new(e))))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(
+    table: &'static str,
+    column: &str,
+    text: &str,
+) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| corrupt(table, format!("column {column}: {e}")))
+}
+
+/// A u64 as the i64 with the same bits (SQLite integers are signed).
+fn u64_to_sql(value: u64) -> i64 {
+    i64::from_ne_bytes(value.to_ne_bytes())
+}
+
+/// The inverse of [`u64_to_sql`].
+fn sql_to_u64(value: i64) -> u64 {
+    u64::from_ne_bytes(value.to_ne_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_urls_are_recognised() {
+        assert!(is_memory_url("sqlite::memory:"));
+        assert!(is_memory_url("sqlite://:memory:"));
+        assert!(is_memory_url("sqlite://x.db?mode=memory"));
+        assert!(!is_memory_url("sqlite:///var/lib/rampart/rampart.db"));
+        assert!(!is_memory_url("sqlite://rampart.db"));
+    }
+
+    #[test]
+    fn ranges_sort_like_addresses() {
+        let net: IpNet = "192.0.2.0/24".parse().unwrap();
+        let cols = TargetColumns::of(&net);
+        assert_eq!(cols.family, 4);
+        assert_eq!(cols.start, vec![192, 0, 2, 0]);
+        assert_eq!(cols.end, vec![192, 0, 2, 255]);
+        let v6: IpNet = "2001:db8::/32".parse().unwrap();
+        let cols = TargetColumns::of(&v6);
+        assert_eq!(cols.family, 6);
+        assert_eq!(cols.start.len(), 16);
+        assert!(cols.start < cols.end);
+    }
+
+    #[test]
+    fn u64_round_trips_through_i64() {
+        for v in [0, 1, u64::from(u32::MAX), i64::MAX.unsigned_abs(), u64::MAX] {
+            assert_eq!(sql_to_u64(u64_to_sql(v)), v);
+        }
+    }
+}

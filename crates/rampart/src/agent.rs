@@ -1,0 +1,736 @@
+//! The agent: follows log sources, detects, stores decisions, and enforces
+//! them in the firewall.
+//!
+//! ```text
+//!  tail threads (one per path) ─┐               ┌─► store ── change log ─► enforcer ─► firewall
+//!  journal thread ──────────────┴─► detection ──┤                              │
+//!                     (bounded channel)         └─ findings not decided         └─► detection (lift / note bans)
+//! ```
+//!
+//! Every decision reaches the firewall through the store's change log, the
+//! same way a ban made with `rampart decisions ban` (or, later, by a server)
+//! does. A position is saved only after the events before it were decided
+//! and stored, so a restart neither loses nor repeats a line's effect.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use ipnet::IpNet;
+use rampart_act::Firewall;
+use rampart_config::{Config, SourceConfig, SourceType};
+use rampart_core::{Action, Decision, Event, Level, Whitelist, parse_net};
+use rampart_detect::{Detector, Outcome, Policy};
+use rampart_logs::parse::{LineParser, ParseOptions, ParserRules, build_parser, parse_program_message};
+use rampart_logs::tail::{FilePosition, TailOptions, Tailer};
+use rampart_store::{ChangeKind, DecisionQuery, Position, Store};
+use tokio::sync::mpsc;
+
+use crate::metrics::{DecisionLabel, Metrics, OpLabel, ScenarioLabel, SourceLabel};
+use crate::rules::{self, Rules};
+use crate::stream::{ClockGuard, LineCounts};
+
+/// How often the enforcer reads the change log.
+const FOLLOW_EVERY: Duration = Duration::from_millis(500);
+/// Bytes read from one file before its lines are handed on.
+const BATCH_BYTES: usize = 1 << 20;
+
+/// Lines of one source turned into events, and where the source stands after them.
+struct Batch {
+    source: Arc<str>,
+    events: Vec<Event>,
+    counts: LineCounts,
+    position: Option<Position>,
+}
+
+/// What the enforcer tells detection.
+enum Control {
+    /// Bans on the target (and inside it) were lifted.
+    Lift(Option<IpNet>),
+    /// A ban made elsewhere (an operator) is in force.
+    Active(IpNet, DateTime<Utc>),
+}
+
+pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
+    let config = Config::load(path)?;
+    let rules = rules::load(config.rules.dir.as_deref())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(agent(config, rules))
+}
+
+async fn agent(config: Config, rules: Rules) -> anyhow::Result<ExitCode> {
+    let metrics = Metrics::new();
+    let store: Arc<dyn Store> = Arc::from(
+        rampart_store::open(&config.store.url)
+            .await
+            .with_context(|| format!("cannot open store {}", config.store.url))?,
+    );
+    let now = Utc::now();
+    let entries = config
+        .policy
+        .whitelist
+        .iter()
+        .map(|w| parse_net(w))
+        .collect::<Result<Vec<_>, _>>()?;
+    let whitelist = Whitelist::new(entries).with_host_addresses(host_addresses());
+    let mut policy = Policy::new(config.policy.clone(), whitelist, Detector::overrides(&rules.scenarios));
+    policy.seed_history(
+        store
+            .ban_history(now - config.policy.escalation.lookback.to_chrono())
+            .await?,
+    );
+    let active = store
+        .query_decisions(&DecisionQuery {
+            active_at: Some(now),
+            ..DecisionQuery::default()
+        })
+        .await?;
+    for row in &active {
+        if let Some(until) = row.decision.until {
+            policy.note_active(row.decision.target, until, decision_level(&row.decision));
+        }
+    }
+    let cursor = store.latest_cursor().await?;
+
+    let firewall: Option<Arc<dyn Firewall>> = rampart_act::build_firewall(&config.firewall).map(Arc::from);
+    if let Some(fw) = &firewall {
+        let setup = Arc::clone(fw);
+        tokio::task::spawn_blocking(move || setup.setup())
+            .await?
+            .context("cannot set up the firewall (run as root with nftables installed, or set firewall.backend)")?;
+        let restore: Vec<Decision> = active
+            .iter()
+            .filter(|r| !r.decision.dry_run && r.decision.action == Action::Ban)
+            .map(|r| r.decision.clone())
+            .collect();
+        let mut enforcer = Enforcer::new(Arc::clone(fw), Arc::clone(&metrics));
+        enforcer.queue_bans(&restore, now);
+        enforcer.flush().await;
+        tracing::info!(backend = fw.name(), restored = restore.len(), "firewall ready");
+    } else {
+        tracing::warn!("firewall backend is none: decisions are stored, not enforced");
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (batch_tx, batch_rx) = mpsc::channel::<Batch>(32);
+    let (ctl_tx, ctl_rx) = mpsc::unbounded_channel::<Control>();
+    let mut threads = Vec::new();
+    for source in &config.sources {
+        let saved = store.load_positions(&source.name).await?;
+        threads.extend(start_source(source, &rules.parsers, saved, &batch_tx, &stop, &metrics)?);
+    }
+    drop(batch_tx);
+    if threads.is_empty() {
+        tracing::warn!("no log sources configured: only decisions made with `rampart decisions` are enforced");
+    }
+
+    if let Some(addr) = config.metrics.listen {
+        let metrics = Arc::clone(&metrics);
+        tokio::spawn(async move {
+            if let Err(e) = crate::metrics::serve(addr, metrics).await {
+                tracing::error!(error = %e, "metrics endpoint failed");
+            }
+        });
+    }
+
+    let follower = tokio::spawn(follow(
+        Arc::clone(&store),
+        firewall.clone(),
+        cursor,
+        ctl_tx,
+        Arc::clone(&metrics),
+    ));
+    let detection = tokio::spawn(detect(
+        Detector::new(&rules.scenarios, policy),
+        Arc::clone(&store),
+        batch_rx,
+        ctl_rx,
+        Arc::clone(&metrics),
+    ));
+    tracing::info!(
+        sources = config.sources.len(),
+        scenarios = rules.scenarios.scenarios.len(),
+        dry_run = config.policy.dry_run,
+        "agent started"
+    );
+
+    shutdown_signal().await;
+    tracing::info!("stopping");
+    stop.store(true, Ordering::SeqCst);
+    for t in threads {
+        let _ = tokio::task::spawn_blocking(move || t.join()).await;
+    }
+    // Detection ends when every source thread has gone and its channel is drained.
+    let _ = tokio::time::timeout(Duration::from_secs(10), detection).await;
+    follower.abort();
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// The level a stored decision counts as for "already banned": its
+/// finding's, or critical for an operator's ban (detection never overrides it).
+fn decision_level(d: &Decision) -> Level {
+    d.findings.iter().map(|f| f.level).max().unwrap_or(Level::Critical)
+}
+
+/// The addresses of this host's interfaces (never banned).
+fn host_addresses() -> Vec<IpAddr> {
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    addrs
+        .filter_map(|ifa| ifa.address)
+        .filter_map(|a| {
+            if let Some(v4) = a.as_sockaddr_in() {
+                Some(IpAddr::V4(v4.ip()))
+            } else {
+                a.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip()))
+            }
+        })
+        .collect()
+}
+
+/// Starts the threads of one source: one per file path, or one journal follower.
+fn start_source(
+    source: &SourceConfig,
+    rules: &ParserRules,
+    saved: Vec<Position>,
+    tx: &mpsc::Sender<Batch>,
+    stop: &Arc<AtomicBool>,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Vec<std::thread::JoinHandle<()>>> {
+    let name: Arc<str> = Arc::from(source.name.as_str());
+    let opts = ParseOptions {
+        source: Arc::clone(&name),
+        reference: Utc::now(),
+        keep_raw: true,
+    };
+    let mut handles = Vec::new();
+    match source.kind {
+        SourceType::File => {
+            for path in &source.paths {
+                let parser = build_parser(source.format, rules, source.json.as_ref(), opts.clone())
+                    .map_err(|e| anyhow::anyhow!("source {}: {e}", source.name))?;
+                let key = path.display().to_string();
+                let position = saved.iter().find(|p| p.path == key).map(|p| FilePosition {
+                    dev: p.dev,
+                    inode: p.inode,
+                    offset: p.offset,
+                    fingerprint: p.fingerprint,
+                });
+                let tail = TailThread {
+                    source: Arc::clone(&name),
+                    path: path.clone(),
+                    tailer: Tailer::new(
+                        path.clone(),
+                        TailOptions {
+                            from_start: source.from_start,
+                            max_line_bytes: source.max_line_bytes,
+                        },
+                        position,
+                    ),
+                    parser,
+                    poll: source.poll_interval.0,
+                    tx: tx.clone(),
+                    stop: Arc::clone(stop),
+                    metrics: Arc::clone(metrics),
+                };
+                handles.push(
+                    std::thread::Builder::new()
+                        .name(format!("tail {}", path.display()))
+                        .spawn(move || tail.run())?,
+                );
+            }
+        }
+        SourceType::Journald => {
+            let journal = JournalThread {
+                source: Arc::clone(&name),
+                program: source.journalctl.clone(),
+                matches: source.journal_matches.clone(),
+                cursor: saved.iter().find_map(|p| p.cursor.clone()),
+                from_start: source.from_start,
+                rules: rules.clone(),
+                opts,
+                tx: tx.clone(),
+                stop: Arc::clone(stop),
+                metrics: Arc::clone(metrics),
+            };
+            handles.push(
+                std::thread::Builder::new()
+                    .name(format!("journal {}", source.name))
+                    .spawn(move || journal.run())?,
+            );
+        }
+    }
+    Ok(handles)
+}
+
+/// Sleeps up to `total`, waking early when `stop` is set.
+fn nap(total: Duration, stop: &AtomicBool) {
+    let step = Duration::from_millis(50);
+    let mut left = total;
+    while !left.is_zero() && !stop.load(Ordering::Relaxed) {
+        let d = left.min(step);
+        std::thread::sleep(d);
+        left -= d;
+    }
+}
+
+struct TailThread {
+    source: Arc<str>,
+    path: PathBuf,
+    tailer: Tailer,
+    parser: Box<dyn LineParser>,
+    poll: Duration,
+    tx: mpsc::Sender<Batch>,
+    stop: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
+}
+
+impl TailThread {
+    fn run(mut self) {
+        let mut lines = Vec::new();
+        let mut last_error: Option<String> = None;
+        while !self.stop.load(Ordering::Relaxed) {
+            let caught_up = match self.tailer.poll_bounded(&mut lines, BATCH_BYTES) {
+                Ok(caught_up) => {
+                    last_error = None;
+                    caught_up
+                }
+                Err(e) => {
+                    let text = e.to_string();
+                    if last_error.as_deref() != Some(&text) {
+                        tracing::warn!(path = %self.path.display(), error = %e, "cannot read log file");
+                    }
+                    last_error = Some(text);
+                    self.metrics
+                        .source_errors
+                        .get_or_create(&SourceLabel {
+                            source: self.source.to_string(),
+                        })
+                        .inc();
+                    true
+                }
+            };
+            if !lines.is_empty() {
+                let mut counts = LineCounts::default();
+                let mut events = Vec::with_capacity(lines.len());
+                for line in lines.drain(..) {
+                    counts.lines += 1;
+                    if line.too_long {
+                        counts.skip(rampart_logs::SkipReason::TooLong);
+                        continue;
+                    }
+                    match self.parser.parse(&line.bytes) {
+                        Ok(ev) => {
+                            counts.events += 1;
+                            events.push(ev);
+                        }
+                        Err(reason) => counts.skip(reason),
+                    }
+                }
+                let position = self.tailer.position().map(|p| Position {
+                    source: self.source.to_string(),
+                    path: self.path.display().to_string(),
+                    dev: p.dev,
+                    inode: p.inode,
+                    offset: p.offset,
+                    fingerprint: p.fingerprint,
+                    cursor: None,
+                });
+                let batch = Batch {
+                    source: Arc::clone(&self.source),
+                    events,
+                    counts,
+                    position,
+                };
+                if self.tx.blocking_send(batch).is_err() {
+                    return;
+                }
+            }
+            if caught_up {
+                nap(self.poll, &self.stop);
+            }
+        }
+    }
+}
+
+struct JournalThread {
+    source: Arc<str>,
+    program: PathBuf,
+    matches: Vec<String>,
+    cursor: Option<String>,
+    from_start: bool,
+    rules: ParserRules,
+    opts: ParseOptions,
+    tx: mpsc::Sender<Batch>,
+    stop: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
+}
+
+impl JournalThread {
+    fn run(mut self) {
+        let mut backoff = Duration::from_secs(1);
+        while !self.stop.load(Ordering::Relaxed) {
+            let mut follower = match rampart_logs::journal::JournalFollower::spawn(
+                &self.program,
+                &self.matches,
+                self.cursor.as_deref(),
+                self.from_start,
+            ) {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::error!(program = %self.program.display(), error = %e, "cannot start journalctl");
+                    self.count_error();
+                    nap(backoff, &self.stop);
+                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                    continue;
+                }
+            };
+            while !self.stop.load(Ordering::Relaxed) {
+                let lines = follower.try_recv_batch(1024);
+                if lines.is_empty() {
+                    if follower.is_finished() {
+                        break;
+                    }
+                    nap(Duration::from_millis(200), &self.stop);
+                    continue;
+                }
+                backoff = Duration::from_secs(1);
+                if !self.deliver(lines) {
+                    return;
+                }
+            }
+            if !self.stop.load(Ordering::Relaxed) {
+                tracing::warn!(
+                    stderr = follower.last_stderr_line().unwrap_or_default(),
+                    "journalctl exited; restarting"
+                );
+                self.count_error();
+                nap(backoff, &self.stop);
+            }
+        }
+    }
+
+    fn count_error(&self) {
+        self.metrics
+            .source_errors
+            .get_or_create(&SourceLabel {
+                source: self.source.to_string(),
+            })
+            .inc();
+    }
+
+    fn deliver(&mut self, lines: Vec<Vec<u8>>) -> bool {
+        let mut counts = LineCounts::default();
+        let mut events = Vec::new();
+        for line in lines {
+            counts.lines += 1;
+            let entry = match rampart_logs::journal::parse_journal_entry(&line) {
+                Ok(e) => e,
+                Err(reason) => {
+                    counts.skip(reason);
+                    continue;
+                }
+            };
+            self.cursor = Some(entry.cursor.clone());
+            match parse_program_message(&self.rules, &self.opts, entry.time, &entry.identifier, &entry.message) {
+                Ok(ev) => {
+                    counts.events += 1;
+                    events.push(ev);
+                }
+                Err(reason) => counts.skip(reason),
+            }
+        }
+        let position = self.cursor.clone().map(|cursor| Position {
+            source: self.source.to_string(),
+            path: "journal".to_owned(),
+            dev: 0,
+            inode: 0,
+            offset: 0,
+            fingerprint: None,
+            cursor: Some(cursor),
+        });
+        self.tx
+            .blocking_send(Batch {
+                source: Arc::clone(&self.source),
+                events,
+                counts,
+                position,
+            })
+            .is_ok()
+    }
+}
+
+/// Detection: events in, decisions stored.
+async fn detect(
+    mut detector: Detector,
+    store: Arc<dyn Store>,
+    mut batches: mpsc::Receiver<Batch>,
+    mut control: mpsc::UnboundedReceiver<Control>,
+    metrics: Arc<Metrics>,
+) {
+    let mut guards: std::collections::HashMap<Arc<str>, ClockGuard> = std::collections::HashMap::new();
+    let mut outcomes = Vec::new();
+    loop {
+        tokio::select! {
+            biased;
+            Some(ctl) = control.recv() => match ctl {
+                Control::Lift(target) => detector.policy_mut().lift(target.as_ref()),
+                Control::Active(target, until) => detector.policy_mut().note_active(target, until, Level::Critical),
+            },
+            batch = batches.recv() => {
+                let Some(mut batch) = batch else { return };
+                let now = Utc::now();
+                let guard = guards.entry(Arc::clone(&batch.source)).or_default();
+                for event in &batch.events {
+                    if !guard.admit(event.time, now) {
+                        batch.counts.clock_jumps += 1;
+                        batch.counts.events -= 1;
+                        continue;
+                    }
+                    detector.handle(event, Some(now), &mut outcomes);
+                }
+                metrics.add_lines(&batch.source, &batch.counts);
+                for outcome in outcomes.drain(..) {
+                    record(store.as_ref(), outcome, &metrics).await;
+                }
+                if let Some(position) = &batch.position
+                    && let Err(e) = store.save_position(position).await
+                {
+                    metrics.store_errors.inc();
+                    tracing::error!(error = %e, path = %position.path, "cannot save position");
+                }
+            }
+        }
+    }
+}
+
+/// Stores an outcome; a decision is retried until stored, since the
+/// enforcer only acts on what the store holds.
+async fn record(store: &dyn Store, outcome: Outcome, metrics: &Metrics) {
+    match outcome {
+        Outcome::Decided(decision) => {
+            let scenario = decision.origin.name().to_owned();
+            metrics.findings.get_or_create(&ScenarioLabel { scenario: scenario.clone() }).inc();
+            metrics
+                .decisions
+                .get_or_create(&DecisionLabel {
+                    origin: scenario.clone(),
+                    action: decision.action.as_str().to_owned(),
+                    dry_run: decision.dry_run.to_string(),
+                })
+                .inc();
+            tracing::info!(
+                ip = %rampart_core::addr::display_net(&decision.target),
+                action = decision.action.as_str(),
+                scenario = %scenario,
+                until = ?decision.until,
+                dry_run = decision.dry_run,
+                reason = %decision.reason,
+                "decision"
+            );
+            let mut delay = Duration::from_millis(100);
+            loop {
+                match store.insert_decision(&decision).await {
+                    Ok(_) => break,
+                    Err(e) => {
+                        metrics.store_errors.inc();
+                        tracing::error!(error = %e, "cannot store decision; retrying");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(10));
+                    }
+                }
+            }
+        }
+        Outcome::Skipped { finding, note } => {
+            metrics.findings.get_or_create(&ScenarioLabel { scenario: finding.label.clone() }).inc();
+            tracing::debug!(scenario = %finding.label, subject = %finding.subject, %note, "finding without decision");
+            if let Err(e) = store.insert_finding(&finding, &note).await {
+                metrics.store_errors.inc();
+                tracing::error!(error = %e, "cannot store finding");
+            }
+        }
+    }
+}
+
+/// Follows the store's change log and carries changes out.
+async fn follow(
+    store: Arc<dyn Store>,
+    firewall: Option<Arc<dyn Firewall>>,
+    mut cursor: i64,
+    control: mpsc::UnboundedSender<Control>,
+    metrics: Arc<Metrics>,
+) {
+    let mut enforcer = firewall.map(|fw| Enforcer::new(fw, Arc::clone(&metrics)));
+    let mut ticker = tokio::time::interval(FOLLOW_EVERY);
+    let mut ticks = 0u64;
+    loop {
+        ticker.tick().await;
+        ticks += 1;
+        let changes = match store.changes_since(cursor, 1000).await {
+            Ok(c) => c,
+            Err(e) => {
+                metrics.store_errors.inc();
+                tracing::error!(error = %e, "cannot read the decision change log");
+                continue;
+            }
+        };
+        let now = Utc::now();
+        for change in changes {
+            cursor = change.seq;
+            let d = &change.decision.decision;
+            match change.kind {
+                ChangeKind::Added if d.action == Action::Ban => {
+                    if let (Origin::Operator(_), Some(until)) = (&d.origin, d.until) {
+                        let _ = control.send(Control::Active(d.target, until));
+                    }
+                    if let Some(e) = enforcer.as_mut()
+                        && !d.dry_run
+                    {
+                        e.queue_bans(std::slice::from_ref(d), now);
+                    }
+                }
+                ChangeKind::Added => {}
+                ChangeKind::Revoked => {
+                    let _ = control.send(Control::Lift(Some(d.target)));
+                    if let Some(e) = enforcer.as_mut() {
+                        e.queue_unban(d.target);
+                    }
+                }
+            }
+        }
+        if let Some(e) = enforcer.as_mut() {
+            e.flush().await;
+            if ticks.is_multiple_of(20) {
+                e.refresh_gauge().await;
+            }
+        }
+    }
+}
+
+use rampart_core::Origin;
+
+/// Firewall operations waiting to be carried out, retried until they succeed.
+struct Enforcer {
+    firewall: Arc<dyn Firewall>,
+    metrics: Arc<Metrics>,
+    bans: Vec<(IpNet, DateTime<Utc>)>,
+    unbans: Vec<IpNet>,
+    failures: u32,
+}
+
+impl Enforcer {
+    fn new(firewall: Arc<dyn Firewall>, metrics: Arc<Metrics>) -> Self {
+        Self {
+            firewall,
+            metrics,
+            bans: Vec::new(),
+            unbans: Vec::new(),
+            failures: 0,
+        }
+    }
+
+    fn queue_bans(&mut self, decisions: &[Decision], now: DateTime<Utc>) {
+        for d in decisions {
+            if let Some(until) = d.until
+                && until > now
+            {
+                self.unbans.retain(|u| *u != d.target);
+                self.bans.push((d.target, until));
+            }
+        }
+    }
+
+    fn queue_unban(&mut self, target: IpNet) {
+        self.bans.retain(|(t, _)| *t != target);
+        self.unbans.push(target);
+    }
+
+    /// Carries out what is queued; what fails stays queued for the next call.
+    async fn flush(&mut self) {
+        let now = Utc::now();
+        self.bans.retain(|(_, until)| *until > now);
+        if !self.unbans.is_empty() {
+            let nets = self.unbans.clone();
+            let fw = Arc::clone(&self.firewall);
+            let result = tokio::task::spawn_blocking(move || fw.unban(&nets)).await;
+            if self.outcome("unban", result, self.unbans.len()) {
+                self.unbans.clear();
+            }
+        }
+        if !self.bans.is_empty() {
+            let items: Vec<(IpNet, Option<Duration>)> = self
+                .bans
+                .iter()
+                .map(|(net, until)| (*net, (*until - now).to_std().ok()))
+                .collect();
+            let fw = Arc::clone(&self.firewall);
+            let n = items.len();
+            let result = tokio::task::spawn_blocking(move || fw.ban(&items)).await;
+            if self.outcome("ban", result, n) {
+                self.bans.clear();
+            }
+        }
+    }
+
+    fn outcome(
+        &mut self,
+        op: &str,
+        result: Result<Result<(), rampart_act::FirewallError>, tokio::task::JoinError>,
+        n: usize,
+    ) -> bool {
+        let label = OpLabel {
+            backend: self.firewall.name().to_owned(),
+            op: op.to_owned(),
+        };
+        match result {
+            Ok(Ok(())) => {
+                self.metrics.firewall_ops.get_or_create(&label).inc_by(n as u64);
+                self.failures = 0;
+                true
+            }
+            Ok(Err(e)) => {
+                self.failures += 1;
+                self.metrics.firewall_failures.get_or_create(&label).inc();
+                tracing::error!(error = %e, op, elements = n, attempt = self.failures, "firewall operation failed; will retry");
+                false
+            }
+            Err(e) => {
+                self.failures += 1;
+                self.metrics.firewall_failures.get_or_create(&label).inc();
+                tracing::error!(error = %e, op, "firewall task failed; will retry");
+                false
+            }
+        }
+    }
+
+    async fn refresh_gauge(&self) {
+        let fw = Arc::clone(&self.firewall);
+        if let Ok(Ok(entries)) = tokio::task::spawn_blocking(move || fw.list()).await {
+            self.metrics.active_bans.set(i64::try_from(entries.len()).unwrap_or(i64::MAX));
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! The rampart binary: command line and role wiring. Library crates do the
+//! work; this maps outcomes to output and exit codes.
+
+mod agent;
+mod check;
+mod decisions;
+mod metrics;
+mod replay;
+mod rules;
+mod stream;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// rampart keeps Linux servers and their web applications safe: it reads
+/// logs as they are written, recognises attacks and bans the attackers in
+/// the kernel firewall, explaining every decision.
+#[derive(Debug, Parser)]
+#[command(name = "rampart", version, propagate_version = true)]
+struct Cli {
+    /// Log output format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormatArg,
+    /// Log filter (e.g. `info`, `rampart=debug`); `RUST_LOG` works too.
+    #[arg(long, global = true, default_value = "info")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormatArg {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Follow logs, detect attacks and enforce bans (the agent role).
+    Agent(RunArgs),
+    /// Run every role the config enables in one process.
+    Run(RunArgs),
+    /// Run parsers and scenarios over log files as fast as possible, using
+    /// the timestamps in the lines.
+    Replay(replay::ReplayArgs),
+    /// List, add and lift decisions in the store of a running agent.
+    Decisions(decisions::DecisionsArgs),
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Config file.
+    #[arg(short, long, default_value = "/etc/rampart/rampart.toml")]
+    config: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Check a config file and the rules it uses; report every problem.
+    Check {
+        /// Config file.
+        #[arg(short, long, default_value = "/etc/rampart/rampart.toml")]
+        config: PathBuf,
+    },
+}
+
+/// Exit code for bad usage, config or rules.
+const EXIT_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format, &cli.log);
+    let result = match cli.command {
+        Command::Agent(args) | Command::Run(args) => agent::run(&args.config),
+        Command::Replay(args) => replay::run(args),
+        Command::Decisions(args) => decisions::run(args),
+        Command::Config {
+            command: ConfigCommand::Check { config },
+        } => check::run(&config),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("rampart: {e:#}");
+            if e.downcast_ref::<rampart_config::ConfigError>().is_some()
+                || e.downcast_ref::<rampart_core::RuleErrors>().is_some()
+            {
+                ExitCode::from(EXIT_CONFIG)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn init_logging(format: LogFormatArg, filter: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .or_else(|| EnvFilter::try_new(filter).ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormatArg::Text => builder.init(),
+        LogFormatArg::Json => builder.json().init(),
+    }
+}

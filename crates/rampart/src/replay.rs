@@ -1,0 +1,521 @@
+//! `rampart replay`: the agent's parsers and scenarios over files, as fast
+//! as possible, with the times in the lines.
+//!
+//! A reader thread cuts each file into chunks of whole lines; parser
+//! threads take chunks in turn (chunk i goes to thread i mod n) and the
+//! detector takes results in the same turn, so events reach detection in
+//! file order with bounded memory.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::time::Instant;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use clap::ValueEnum;
+use rampart_config::{Config, JsonMapping, LogFormat, PolicyConfig};
+use rampart_core::{Action, Decision, Event, Whitelist, parse_net};
+use rampart_detect::{Detector, Outcome, Policy};
+use rampart_logs::parse::{ParseOptions, build_parser};
+use serde_json::json;
+
+use crate::rules::{self, Rules};
+use crate::stream::{ClockGuard, LineCounts};
+
+/// Bytes per chunk handed to a parser thread.
+const CHUNK: usize = 1 << 20;
+/// Lines longer than this are skipped as too long.
+const MAX_LINE: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FormatArg {
+    Sshd,
+    Nginx,
+    Apache,
+    Json,
+}
+
+impl From<FormatArg> for LogFormat {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Sshd => LogFormat::Sshd,
+            FormatArg::Nginx => LogFormat::Nginx,
+            FormatArg::Apache => LogFormat::Apache,
+            FormatArg::Json => LogFormat::Json,
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// Log format of the files.
+    #[arg(long = "type", value_enum)]
+    format: FormatArg,
+    /// A rules directory (parsers/, scenarios/) replacing the built-in rules.
+    #[arg(long)]
+    rules: Option<PathBuf>,
+    /// A config file whose [policy] (durations, escalation, whitelist) applies.
+    #[arg(short, long)]
+    config: Option<PathBuf>,
+    /// For --type json: a TOML file with the keys of a [source.json] mapping.
+    #[arg(long)]
+    mapping: Option<PathBuf>,
+    /// One JSON object per line: decisions (or events), then a summary.
+    #[arg(long)]
+    json: bool,
+    /// Print every parsed event (line, kind, address, user) instead of decisions.
+    #[arg(long)]
+    events: bool,
+    /// With --events, print skipped lines too, with the reason.
+    #[arg(long, requires = "events")]
+    skipped: bool,
+    /// Syslog timestamps without a year fall at or before this time (RFC 3339).
+    /// Default: each file's modification time.
+    #[arg(long)]
+    reference: Option<DateTime<Utc>>,
+    /// Parser threads. Default: the number of cores.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// No progress bar, even on a terminal.
+    #[arg(long)]
+    no_progress: bool,
+    /// Log files, replayed in the order given.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+}
+
+/// One chunk of whole lines.
+struct Chunk {
+    data: Vec<u8>,
+    /// Number (1-based) of the chunk's first line.
+    first_line: u64,
+    /// Lines dropped before this chunk for being too long.
+    too_long: u64,
+}
+
+/// A parsed chunk.
+struct Parsed {
+    events: Vec<(u64, Event)>,
+    skipped: Vec<(u64, rampart_logs::SkipReason)>,
+    counts: LineCounts,
+    bytes: u64,
+}
+
+#[derive(Default)]
+struct Summary {
+    counts: LineCounts,
+    findings: u64,
+    decisions: u64,
+    bans: u64,
+    logged: u64,
+    not_decided: std::collections::BTreeMap<String, u64>,
+}
+
+pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let rules = rules::load(args.rules.as_deref())?;
+    let policy_config = match &args.config {
+        Some(path) => Config::load(path)?.policy,
+        None => PolicyConfig::default(),
+    };
+    let mapping = match &args.mapping {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            Some(toml::from_str::<JsonMapping>(&text).with_context(|| format!("bad mapping in {}", path.display()))?)
+        }
+        None => None,
+    };
+    let format = LogFormat::from(args.format);
+    if format == LogFormat::Json && mapping.is_none() {
+        anyhow::bail!("--type json needs --mapping FILE (the keys of a [source.json] table)");
+    }
+    let whitelist = Whitelist::new(
+        policy_config
+            .whitelist
+            .iter()
+            .map(|w| parse_net(w))
+            .collect::<Result<_, _>>()?,
+    );
+    let overrides = Detector::overrides(&rules.scenarios);
+    let mut detector = Detector::new(&rules.scenarios, Policy::new(policy_config, whitelist, overrides));
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .clamp(1, 64);
+    let total_bytes: u64 = args
+        .files
+        .iter()
+        .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    let progress = (!args.no_progress && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new(total_bytes);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut summary = Summary::default();
+    let started = Instant::now();
+    for file in &args.files {
+        let reference = match args.reference {
+            Some(r) => r,
+            None => std::fs::metadata(file)
+                .and_then(|m| m.modified())
+                .map(DateTime::<Utc>::from)
+                .unwrap_or_else(|_| Utc::now()),
+        };
+        let opts = ParseOptions {
+            source: Arc::from(format.as_str()),
+            reference,
+            keep_raw: true,
+        };
+        replay_file(
+            file,
+            format,
+            &rules,
+            mapping.as_ref(),
+            opts,
+            threads,
+            &args,
+            &mut detector,
+            &mut summary,
+            progress.as_ref(),
+            &mut out,
+        )?;
+    }
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    print_summary(&mut out, &summary, elapsed, args.json)?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn replay_file(
+    path: &Path,
+    format: LogFormat,
+    rules: &Rules,
+    mapping: Option<&JsonMapping>,
+    opts: ParseOptions,
+    threads: usize,
+    args: &ReplayArgs,
+    detector: &mut Detector,
+    summary: &mut Summary,
+    progress: Option<&indicatif::ProgressBar>,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    // Build every parser first so a bad mapping fails before any thread starts.
+    let parsers = (0..threads)
+        .map(|_| build_parser(format, &rules.parsers, mapping, opts.clone()).map_err(|e| anyhow::anyhow!(e)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let keep_skipped = args.skipped;
+    let reference = opts.reference;
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let mut to_parsers: Vec<SyncSender<Chunk>> = Vec::new();
+        let mut from_parsers: Vec<Receiver<Parsed>> = Vec::new();
+        for mut parser in parsers {
+            let (tx, rx) = sync_channel::<Chunk>(2);
+            let (rtx, rrx) = sync_channel::<Parsed>(2);
+            to_parsers.push(tx);
+            from_parsers.push(rrx);
+            scope.spawn(move || {
+                for chunk in rx {
+                    let parsed = parse_chunk(parser.as_mut(), &chunk, keep_skipped);
+                    if rtx.send(parsed).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        let reader = scope.spawn(move || read_chunks(file, &to_parsers));
+        let mut guard = ClockGuard::default();
+        let mut outcomes = Vec::new();
+        'outer: loop {
+            for rx in &from_parsers {
+                let Ok(parsed) = rx.recv() else { break 'outer };
+                if let Some(bar) = progress {
+                    bar.inc(parsed.bytes);
+                }
+                summary.counts.add(&parsed.counts);
+                if args.events {
+                    print_events(out, &parsed, args.json)?;
+                    continue;
+                }
+                for (_, event) in &parsed.events {
+                    if !guard.admit(event.time, reference) {
+                        summary.counts.clock_jumps += 1;
+                        summary.counts.events -= 1;
+                        continue;
+                    }
+                    detector.handle(event, None, &mut outcomes);
+                    for outcome in outcomes.drain(..) {
+                        record(out, summary, outcome, args.json)?;
+                    }
+                }
+            }
+        }
+        reader
+            .join()
+            .map_err(|_| anyhow::anyhow!("reader thread panicked"))?
+            .with_context(|| format!("cannot read {}", path.display()))
+    })
+}
+
+/// Reads `file` in chunks of whole lines, dealt to the parsers in turn.
+fn read_chunks(mut file: std::fs::File, to: &[SyncSender<Chunk>]) -> std::io::Result<()> {
+    let mut carry: Vec<u8> = Vec::new();
+    let mut next = 0usize;
+    let mut line_no = 1u64;
+    let mut too_long = 0u64;
+    let mut discarding = false;
+    let mut buf = vec![0u8; CHUNK];
+    let mut send = |data: Vec<u8>, line_no: &mut u64, too_long: &mut u64| -> bool {
+        let lines = memchr::memchr_iter(b'\n', &data).count() as u64 + u64::from(!data.ends_with(b"\n"));
+        let chunk = Chunk {
+            data,
+            first_line: *line_no,
+            too_long: std::mem::take(too_long),
+        };
+        *line_no += lines;
+        let ok = to[next % to.len()].send(chunk).is_ok();
+        next += 1;
+        ok
+    };
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let mut block = &buf[..n];
+        if discarding {
+            // Inside a line too long to keep: drop bytes up to its end.
+            match memchr::memchr(b'\n', block) {
+                Some(i) => {
+                    discarding = false;
+                    too_long += 1;
+                    line_no += 1;
+                    block = &block[i + 1..];
+                }
+                None => continue,
+            }
+        }
+        match memchr::memrchr(b'\n', block) {
+            Some(last) => {
+                carry.extend_from_slice(&block[..=last]);
+                let data = std::mem::replace(&mut carry, Vec::with_capacity(CHUNK + 4096));
+                carry.extend_from_slice(&block[last + 1..]);
+                if !send(data, &mut line_no, &mut too_long) {
+                    return Ok(());
+                }
+            }
+            None => {
+                carry.extend_from_slice(block);
+                if carry.len() > MAX_LINE {
+                    carry.clear();
+                    discarding = true;
+                }
+            }
+        }
+    }
+    if discarding {
+        too_long += 1;
+    }
+    if !carry.is_empty() || too_long > 0 {
+        // The last line had no newline (a truncated write): parse it anyway.
+        send(carry, &mut line_no, &mut too_long);
+    }
+    Ok(())
+}
+
+fn parse_chunk(parser: &mut dyn rampart_logs::parse::LineParser, chunk: &Chunk, keep_skipped: bool) -> Parsed {
+    let mut counts = LineCounts::default();
+    counts.lines = chunk.too_long;
+    counts.skipped[skip_index(rampart_logs::SkipReason::TooLong)] = chunk.too_long;
+    let mut events = Vec::new();
+    let mut skipped = Vec::new();
+    let mut line_no = chunk.first_line;
+    let data = chunk.data.strip_suffix(b"\n").unwrap_or(&chunk.data);
+    if !chunk.data.is_empty() {
+        for line in data.split(|b| *b == b'\n') {
+            counts.lines += 1;
+            let result = if line.len() > MAX_LINE {
+                Err(rampart_logs::SkipReason::TooLong)
+            } else {
+                parser.parse(line)
+            };
+            match result {
+                Ok(event) => {
+                    counts.events += 1;
+                    events.push((line_no, event));
+                }
+                Err(reason) => {
+                    counts.skip(reason);
+                    if keep_skipped {
+                        skipped.push((line_no, reason));
+                    }
+                }
+            }
+            line_no += 1;
+        }
+    }
+    Parsed {
+        events,
+        skipped,
+        counts,
+        bytes: chunk.data.len() as u64,
+    }
+}
+
+fn skip_index(reason: rampart_logs::SkipReason) -> usize {
+    rampart_logs::SkipReason::ALL
+        .iter()
+        .position(|r| *r == reason)
+        .unwrap_or(0)
+}
+
+fn print_events(out: &mut impl Write, parsed: &Parsed, json: bool) -> std::io::Result<()> {
+    let mut rows: Vec<(u64, Result<&Event, rampart_logs::SkipReason>)> = parsed
+        .events
+        .iter()
+        .map(|(n, e)| (*n, Ok(e)))
+        .chain(parsed.skipped.iter().map(|(n, r)| (*n, Err(*r))))
+        .collect();
+    rows.sort_by_key(|(n, _)| *n);
+    for (line, row) in rows {
+        match (row, json) {
+            (Ok(ev), true) => {
+                let fields: serde_json::Map<String, serde_json::Value> =
+                    ev.fields.iter().map(|(k, v)| (k.to_owned(), json!(v))).collect();
+                writeln!(
+                    out,
+                    "{}",
+                    json!({"line": line, "time": ev.time, "kind": ev.kind.as_str(), "ip": ev.addr, "user": ev.fields.get("user"), "fields": fields})
+                )?;
+            }
+            (Ok(ev), false) => {
+                let addr = ev.addr.map_or_else(|| "-".to_owned(), |a| a.to_string());
+                let fields: Vec<String> = ev.fields.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+                writeln!(
+                    out,
+                    "{line:>8}  {}  {:<18} {addr:<39} {}",
+                    ev.time.format("%Y-%m-%dT%H:%M:%SZ"),
+                    ev.kind.as_str(),
+                    fields.join(" ")
+                )?;
+            }
+            (Err(reason), true) => writeln!(out, "{}", json!({"line": line, "skipped": reason.as_str()}))?,
+            (Err(reason), false) => writeln!(out, "{line:>8}  skipped: {}", reason.as_str())?,
+        }
+    }
+    Ok(())
+}
+
+fn record(out: &mut impl Write, summary: &mut Summary, outcome: Outcome, json: bool) -> std::io::Result<()> {
+    summary.findings += 1;
+    match outcome {
+        Outcome::Skipped { note, .. } => {
+            let key = if note.starts_with("already banned") { "already banned".to_owned() } else { note };
+            *summary.not_decided.entry(key).or_default() += 1;
+            Ok(())
+        }
+        Outcome::Decided(decision) => {
+            summary.decisions += 1;
+            match decision.action {
+                Action::Ban => summary.bans += 1,
+                _ => summary.logged += 1,
+            }
+            print_decision(out, &decision, json)
+        }
+    }
+}
+
+/// One decision as a JSON object (also used by `rampart decisions list --json`).
+pub fn decision_json(d: &Decision) -> serde_json::Value {
+    let finding = d.findings.first();
+    json!({
+        "id": d.id,
+        "ip": rampart_core::addr::display_net(&d.target),
+        "action": d.action.as_str(),
+        "scenario": d.scenario(),
+        "origin": d.origin.to_string(),
+        "level": finding.map(|f| f.level.as_str()),
+        "at": d.at,
+        "until": d.until,
+        "dry_run": d.dry_run,
+        "escalation": d.escalation,
+        "reason": d.reason,
+        "count": finding.map(|f| f.evidence.count),
+        "first_seen": finding.and_then(|f| f.evidence.first_seen),
+        "first_line": finding.and_then(|f| f.evidence.first_line.as_deref()),
+        "last_line": finding.and_then(|f| f.evidence.last_line.as_deref()),
+    })
+}
+
+fn print_decision(out: &mut impl Write, d: &Decision, json: bool) -> std::io::Result<()> {
+    if json {
+        return writeln!(out, "{}", decision_json(d));
+    }
+    let until = d
+        .until
+        .map_or_else(|| "-".to_owned(), |u| u.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+    writeln!(
+        out,
+        "{}  {:<5} {:<39} until {until}  {}",
+        d.at.format("%Y-%m-%dT%H:%M:%SZ"),
+        d.action.as_str(),
+        rampart_core::addr::display_net(&d.target),
+        d.reason
+    )
+}
+
+fn print_summary(out: &mut impl Write, s: &Summary, elapsed: f64, json: bool) -> std::io::Result<()> {
+    let rate = if elapsed > 0.0 { s.counts.lines as f64 / elapsed } else { 0.0 };
+    let skipped: serde_json::Map<String, serde_json::Value> = s
+        .counts
+        .skipped_by_reason()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), json!(v)))
+        .collect();
+    if json {
+        return writeln!(
+            out,
+            "{}",
+            json!({"summary": {
+                "lines": s.counts.lines,
+                "parsed": s.counts.events,
+                "skipped": s.counts.skipped_total(),
+                "skipped_by_reason": skipped,
+                "findings": s.findings,
+                "decisions": s.decisions,
+                "bans": s.bans,
+                "not_decided": s.not_decided,
+                "seconds": elapsed,
+                "lines_per_second": rate.round(),
+            }})
+        );
+    }
+    let reasons: Vec<String> = s
+        .counts
+        .skipped_by_reason()
+        .into_iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    let not_decided: Vec<String> = s.not_decided.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    writeln!(out, "---")?;
+    writeln!(out, "lines      {}", s.counts.lines)?;
+    writeln!(out, "parsed     {}", s.counts.events)?;
+    writeln!(out, "skipped    {} ({})", s.counts.skipped_total(), reasons.join(", "))?;
+    writeln!(out, "findings   {} (not decided: {})", s.findings, if not_decided.is_empty() { "none".to_owned() } else { not_decided.join(", ") })?;
+    writeln!(out, "decisions  {} ({} bans, {} logged)", s.decisions, s.bans, s.logged)?;
+    writeln!(out, "time       {elapsed:.3} s, {rate:.0} lines/s")
+}
