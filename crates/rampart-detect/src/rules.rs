@@ -156,16 +156,27 @@ struct ConditionSpec {
 
 /// The scenario files shipped with rampart, built into the binary.
 const BUILTIN: [(&str, &str); 3] = [
-    ("rules/scenarios/ssh.toml", include_str!("../../../rules/scenarios/ssh.toml")),
-    ("rules/scenarios/http.toml", include_str!("../../../rules/scenarios/http.toml")),
-    ("rules/scenarios/recidive.toml", include_str!("../../../rules/scenarios/recidive.toml")),
+    (
+        "rules/scenarios/ssh.toml",
+        include_str!("../../../rules/scenarios/ssh.toml"),
+    ),
+    (
+        "rules/scenarios/http.toml",
+        include_str!("../../../rules/scenarios/http.toml"),
+    ),
+    (
+        "rules/scenarios/recidive.toml",
+        include_str!("../../../rules/scenarios/recidive.toml"),
+    ),
 ];
 
 impl Ruleset {
     /// The scenarios shipped with rampart (`rules/scenarios/*.toml`).
     pub fn builtin() -> Result<Self, RuleErrors> {
-        let files: Vec<(String, String)> =
-            BUILTIN.iter().map(|(n, t)| ((*n).to_owned(), (*t).to_owned())).collect();
+        let files: Vec<(String, String)> = BUILTIN
+            .iter()
+            .map(|(n, t)| ((*n).to_owned(), (*t).to_owned()))
+            .collect();
         Self::from_sources(&files)
     }
 
@@ -434,7 +445,15 @@ mod tests {
     #[test]
     fn the_builtin_scenarios_load() {
         let rules = Ruleset::builtin().unwrap();
-        for name in ["ssh-bruteforce", "ssh-user-enum", "http-sensitive-probe", "http-flood", "http-login-bruteforce", "http-sqli-probe", "recidive"] {
+        for name in [
+            "ssh-bruteforce",
+            "ssh-user-enum",
+            "http-sensitive-probe",
+            "http-flood",
+            "http-login-bruteforce",
+            "http-sqli-probe",
+            "recidive",
+        ] {
             assert!(rules.get(name).is_some(), "{name} missing");
         }
     }

@@ -26,7 +26,9 @@ use rampart_act::Firewall;
 use rampart_config::{Config, SourceConfig, SourceType};
 use rampart_core::{Action, Decision, Event, Level, Whitelist, parse_net};
 use rampart_detect::{Detector, Outcome, Policy};
-use rampart_logs::parse::{LineParser, ParseOptions, ParserRules, build_parser, parse_program_message};
+use rampart_logs::parse::{
+    LineParser, ParseOptions, ParserRules, build_parser, parse_program_message,
+};
 use rampart_logs::tail::{FilePosition, TailOptions, Tailer};
 use rampart_store::{ChangeKind, DecisionQuery, Position, Store};
 use tokio::sync::mpsc;
@@ -81,7 +83,11 @@ async fn agent(config: Config, rules: Rules) -> anyhow::Result<ExitCode> {
         .map(|w| parse_net(w))
         .collect::<Result<Vec<_>, _>>()?;
     let whitelist = Whitelist::new(entries).with_host_addresses(host_addresses());
-    let mut policy = Policy::new(config.policy.clone(), whitelist, Detector::overrides(&rules.scenarios));
+    let mut policy = Policy::new(
+        config.policy.clone(),
+        whitelist,
+        Detector::overrides(&rules.scenarios),
+    );
     policy.seed_history(
         store
             .ban_history(now - config.policy.escalation.lookback.to_chrono())
@@ -100,7 +106,8 @@ async fn agent(config: Config, rules: Rules) -> anyhow::Result<ExitCode> {
     }
     let cursor = store.latest_cursor().await?;
 
-    let firewall: Option<Arc<dyn Firewall>> = rampart_act::build_firewall(&config.firewall).map(Arc::from);
+    let firewall: Option<Arc<dyn Firewall>> =
+        rampart_act::build_firewall(&config.firewall).map(Arc::from);
     if let Some(fw) = &firewall {
         let setup = Arc::clone(fw);
         tokio::task::spawn_blocking(move || setup.setup())
@@ -114,7 +121,11 @@ async fn agent(config: Config, rules: Rules) -> anyhow::Result<ExitCode> {
         let mut enforcer = Enforcer::new(Arc::clone(fw), Arc::clone(&metrics));
         enforcer.queue_bans(&restore, now);
         enforcer.flush().await;
-        tracing::info!(backend = fw.name(), restored = restore.len(), "firewall ready");
+        tracing::info!(
+            backend = fw.name(),
+            restored = restore.len(),
+            "firewall ready"
+        );
     } else {
         tracing::warn!("firewall backend is none: decisions are stored, not enforced");
     }
@@ -125,11 +136,20 @@ async fn agent(config: Config, rules: Rules) -> anyhow::Result<ExitCode> {
     let mut threads = Vec::new();
     for source in &config.sources {
         let saved = store.load_positions(&source.name).await?;
-        threads.extend(start_source(source, &rules.parsers, saved, &batch_tx, &stop, &metrics)?);
+        threads.extend(start_source(
+            source,
+            &rules.parsers,
+            saved,
+            &batch_tx,
+            &stop,
+            &metrics,
+        )?);
     }
     drop(batch_tx);
     if threads.is_empty() {
-        tracing::warn!("no log sources configured: only decisions made with `rampart decisions` are enforced");
+        tracing::warn!(
+            "no log sources configured: only decisions made with `rampart decisions` are enforced"
+        );
     }
 
     if let Some(addr) = config.metrics.listen {
@@ -192,7 +212,11 @@ async fn shutdown_signal() {
 /// The level a stored decision counts as for "already banned": its
 /// finding's, or critical for an operator's ban (detection never overrides it).
 fn decision_level(d: &Decision) -> Level {
-    d.findings.iter().map(|f| f.level).max().unwrap_or(Level::Critical)
+    d.findings
+        .iter()
+        .map(|f| f.level)
+        .max()
+        .unwrap_or(Level::Critical)
 }
 
 /// The addresses of this host's interfaces (never banned).
@@ -456,7 +480,13 @@ impl JournalThread {
                 }
             };
             self.cursor = Some(entry.cursor.clone());
-            match parse_program_message(&self.rules, &self.opts, entry.time, &entry.identifier, &entry.message) {
+            match parse_program_message(
+                &self.rules,
+                &self.opts,
+                entry.time,
+                &entry.identifier,
+                &entry.message,
+            ) {
                 Ok(ev) => {
                     counts.events += 1;
                     events.push(ev);
@@ -492,7 +522,8 @@ async fn detect(
     mut control: mpsc::UnboundedReceiver<Control>,
     metrics: Arc<Metrics>,
 ) {
-    let mut guards: std::collections::HashMap<Arc<str>, ClockGuard> = std::collections::HashMap::new();
+    let mut guards: std::collections::HashMap<Arc<str>, ClockGuard> =
+        std::collections::HashMap::new();
     let mut outcomes = Vec::new();
     loop {
         tokio::select! {
@@ -534,7 +565,12 @@ async fn record(store: &dyn Store, outcome: Outcome, metrics: &Metrics) {
     match outcome {
         Outcome::Decided(decision) => {
             let scenario = decision.origin.name().to_owned();
-            metrics.findings.get_or_create(&ScenarioLabel { scenario: scenario.clone() }).inc();
+            metrics
+                .findings
+                .get_or_create(&ScenarioLabel {
+                    scenario: scenario.clone(),
+                })
+                .inc();
             metrics
                 .decisions
                 .get_or_create(&DecisionLabel {
@@ -566,7 +602,12 @@ async fn record(store: &dyn Store, outcome: Outcome, metrics: &Metrics) {
             }
         }
         Outcome::Skipped { finding, note } => {
-            metrics.findings.get_or_create(&ScenarioLabel { scenario: finding.label.clone() }).inc();
+            metrics
+                .findings
+                .get_or_create(&ScenarioLabel {
+                    scenario: finding.label.clone(),
+                })
+                .inc();
             tracing::debug!(scenario = %finding.label, subject = %finding.subject, %note, "finding without decision");
             if let Err(e) = store.insert_finding(&finding, &note).await {
                 metrics.store_errors.inc();
@@ -708,7 +749,10 @@ impl Enforcer {
         };
         match result {
             Ok(Ok(())) => {
-                self.metrics.firewall_ops.get_or_create(&label).inc_by(n as u64);
+                self.metrics
+                    .firewall_ops
+                    .get_or_create(&label)
+                    .inc_by(n as u64);
                 self.failures = 0;
                 true
             }
@@ -730,7 +774,9 @@ impl Enforcer {
     async fn refresh_gauge(&self) {
         let fw = Arc::clone(&self.firewall);
         if let Ok(Ok(entries)) = tokio::task::spawn_blocking(move || fw.list()).await {
-            self.metrics.active_bans.set(i64::try_from(entries.len()).unwrap_or(i64::MAX));
+            self.metrics
+                .active_bans
+                .set(i64::try_from(entries.len()).unwrap_or(i64::MAX));
         }
     }
 }

@@ -43,13 +43,20 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
             config.as_ref().map_or(0, |c| c.sources.len()),
             rules.as_ref().map_or(0, |r| r.scenarios.scenarios.len()),
         );
-        println!("{}: ok ({sources} sources, {scenarios} scenarios)", path.display());
+        println!(
+            "{}: ok ({sources} sources, {scenarios} scenarios)",
+            path.display()
+        );
         Ok(ExitCode::SUCCESS)
     } else {
         for p in &problems {
             eprintln!("{p}");
         }
-        eprintln!("{} problem{}", problems.len(), if problems.len() == 1 { "" } else { "s" });
+        eprintln!(
+            "{} problem{}",
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" }
+        );
         Ok(ExitCode::from(crate::EXIT_CONFIG))
     }
 }

@@ -15,7 +15,12 @@ use rampart_store::DecisionQuery;
 #[derive(Debug, clap::Args)]
 pub struct DecisionsArgs {
     /// Config file naming the store.
-    #[arg(short, long, default_value = "/etc/rampart/rampart.toml", conflicts_with = "database")]
+    #[arg(
+        short,
+        long,
+        default_value = "/etc/rampart/rampart.toml",
+        conflicts_with = "database"
+    )]
     config: PathBuf,
     /// Database URL, instead of the config's (`sqlite:///var/lib/rampart/rampart.db`).
     #[arg(long)]
@@ -83,7 +88,9 @@ pub fn run(args: DecisionsArgs) -> anyhow::Result<ExitCode> {
             (config.store.url, config.policy.whitelist)
         }
     };
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let store = rampart_store::open(&url).await.with_context(|| format!("cannot open store {url}"))?;
         let now = Utc::now();

@@ -71,15 +71,43 @@ impl Metrics {
             registry: Registry::default(),
         };
         registry.register("log_lines", "Log lines read", m.lines.clone());
-        registry.register("log_events", "Log lines parsed into events", m.events.clone());
-        registry.register("log_lines_skipped", "Log lines skipped, by reason", m.skipped.clone());
+        registry.register(
+            "log_events",
+            "Log lines parsed into events",
+            m.events.clone(),
+        );
+        registry.register(
+            "log_lines_skipped",
+            "Log lines skipped, by reason",
+            m.skipped.clone(),
+        );
         registry.register("findings", "Findings by scenario", m.findings.clone());
-        registry.register("decisions", "Decisions by origin, action and dry run", m.decisions.clone());
-        registry.register("firewall_operations", "Firewall operations carried out", m.firewall_ops.clone());
-        registry.register("firewall_failures", "Firewall operations that failed", m.firewall_failures.clone());
+        registry.register(
+            "decisions",
+            "Decisions by origin, action and dry run",
+            m.decisions.clone(),
+        );
+        registry.register(
+            "firewall_operations",
+            "Firewall operations carried out",
+            m.firewall_ops.clone(),
+        );
+        registry.register(
+            "firewall_failures",
+            "Firewall operations that failed",
+            m.firewall_failures.clone(),
+        );
         registry.register("active_bans", "Bans enforced now", m.active_bans.clone());
-        registry.register("store_errors", "Store operations that failed", m.store_errors.clone());
-        registry.register("source_errors", "Read errors of log sources", m.source_errors.clone());
+        registry.register(
+            "store_errors",
+            "Store operations that failed",
+            m.store_errors.clone(),
+        );
+        registry.register(
+            "source_errors",
+            "Read errors of log sources",
+            m.source_errors.clone(),
+        );
         Arc::new(Self { registry, ..m })
     }
 
@@ -119,7 +147,10 @@ pub async fn serve(addr: std::net::SocketAddr, metrics: Arc<Metrics>) -> anyhow:
             let metrics = Arc::clone(&metrics);
             async move {
                 (
-                    [("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+                    [(
+                        "content-type",
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
                     metrics.encode(),
                 )
             }

@@ -122,8 +122,12 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     };
     let mapping = match &args.mapping {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-            Some(toml::from_str::<JsonMapping>(&text).with_context(|| format!("bad mapping in {}", path.display()))?)
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            Some(
+                toml::from_str::<JsonMapping>(&text)
+                    .with_context(|| format!("bad mapping in {}", path.display()))?,
+            )
         }
         None => None,
     };
@@ -139,7 +143,10 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             .collect::<Result<_, _>>()?,
     );
     let overrides = Detector::overrides(&rules.scenarios);
-    let mut detector = Detector::new(&rules.scenarios, Policy::new(policy_config, whitelist, overrides));
+    let mut detector = Detector::new(
+        &rules.scenarios,
+        Policy::new(policy_config, whitelist, overrides),
+    );
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
@@ -152,8 +159,10 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let progress = (!args.no_progress && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new(total_bytes);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         bar
     });
@@ -211,10 +220,14 @@ fn replay_file(
     progress: Option<&indicatif::ProgressBar>,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     // Build every parser first so a bad mapping fails before any thread starts.
     let parsers = (0..threads)
-        .map(|_| build_parser(format, &rules.parsers, mapping, opts.clone()).map_err(|e| anyhow::anyhow!(e)))
+        .map(|_| {
+            build_parser(format, &rules.parsers, mapping, opts.clone())
+                .map_err(|e| anyhow::anyhow!(e))
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let keep_skipped = args.skipped;
     let reference = opts.reference;
@@ -278,7 +291,8 @@ fn read_chunks(mut file: std::fs::File, to: &[SyncSender<Chunk>]) -> std::io::Re
     let mut discarding = false;
     let mut buf = vec![0u8; CHUNK];
     let mut send = |data: Vec<u8>, line_no: &mut u64, too_long: &mut u64| -> bool {
-        let lines = memchr::memchr_iter(b'\n', &data).count() as u64 + u64::from(!data.ends_with(b"\n"));
+        let lines =
+            memchr::memchr_iter(b'\n', &data).count() as u64 + u64::from(!data.ends_with(b"\n"));
         let chunk = Chunk {
             data,
             first_line: *line_no,
@@ -337,7 +351,11 @@ fn read_chunks(mut file: std::fs::File, to: &[SyncSender<Chunk>]) -> std::io::Re
     Ok(())
 }
 
-fn parse_chunk(parser: &mut dyn rampart_logs::parse::LineParser, chunk: &Chunk, keep_skipped: bool) -> Parsed {
+fn parse_chunk(
+    parser: &mut dyn rampart_logs::parse::LineParser,
+    chunk: &Chunk,
+    keep_skipped: bool,
+) -> Parsed {
     let mut counts = LineCounts::default();
     counts.lines = chunk.too_long;
     counts.skipped[skip_index(rampart_logs::SkipReason::TooLong)] = chunk.too_long;
@@ -394,8 +412,11 @@ fn print_events(out: &mut impl Write, parsed: &Parsed, json: bool) -> std::io::R
     for (line, row) in rows {
         match (row, json) {
             (Ok(ev), true) => {
-                let fields: serde_json::Map<String, serde_json::Value> =
-                    ev.fields.iter().map(|(k, v)| (k.to_owned(), json!(v))).collect();
+                let fields: serde_json::Map<String, serde_json::Value> = ev
+                    .fields
+                    .iter()
+                    .map(|(k, v)| (k.to_owned(), json!(v)))
+                    .collect();
                 writeln!(
                     out,
                     "{}",
@@ -404,7 +425,11 @@ fn print_events(out: &mut impl Write, parsed: &Parsed, json: bool) -> std::io::R
             }
             (Ok(ev), false) => {
                 let addr = ev.addr.map_or_else(|| "-".to_owned(), |a| a.to_string());
-                let fields: Vec<String> = ev.fields.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+                let fields: Vec<String> = ev
+                    .fields
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v:?}"))
+                    .collect();
                 writeln!(
                     out,
                     "{line:>8}  {}  {:<18} {addr:<39} {}",
@@ -413,18 +438,29 @@ fn print_events(out: &mut impl Write, parsed: &Parsed, json: bool) -> std::io::R
                     fields.join(" ")
                 )?;
             }
-            (Err(reason), true) => writeln!(out, "{}", json!({"line": line, "skipped": reason.as_str()}))?,
+            (Err(reason), true) => {
+                writeln!(out, "{}", json!({"line": line, "skipped": reason.as_str()}))?
+            }
             (Err(reason), false) => writeln!(out, "{line:>8}  skipped: {}", reason.as_str())?,
         }
     }
     Ok(())
 }
 
-fn record(out: &mut impl Write, summary: &mut Summary, outcome: Outcome, json: bool) -> std::io::Result<()> {
+fn record(
+    out: &mut impl Write,
+    summary: &mut Summary,
+    outcome: Outcome,
+    json: bool,
+) -> std::io::Result<()> {
     summary.findings += 1;
     match outcome {
         Outcome::Skipped { note, .. } => {
-            let key = if note.starts_with("already banned") { "already banned".to_owned() } else { note };
+            let key = if note.starts_with("already banned") {
+                "already banned".to_owned()
+            } else {
+                note
+            };
             *summary.not_decided.entry(key).or_default() += 1;
             Ok(())
         }
@@ -465,9 +501,10 @@ fn print_decision(out: &mut impl Write, d: &Decision, json: bool) -> std::io::Re
     if json {
         return writeln!(out, "{}", decision_json(d));
     }
-    let until = d
-        .until
-        .map_or_else(|| "-".to_owned(), |u| u.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+    let until = d.until.map_or_else(
+        || "-".to_owned(),
+        |u| u.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+    );
     writeln!(
         out,
         "{}  {:<5} {:<39} until {until}  {}",
@@ -478,8 +515,17 @@ fn print_decision(out: &mut impl Write, d: &Decision, json: bool) -> std::io::Re
     )
 }
 
-fn print_summary(out: &mut impl Write, s: &Summary, elapsed: f64, json: bool) -> std::io::Result<()> {
-    let rate = if elapsed > 0.0 { s.counts.lines as f64 / elapsed } else { 0.0 };
+fn print_summary(
+    out: &mut impl Write,
+    s: &Summary,
+    elapsed: f64,
+    json: bool,
+) -> std::io::Result<()> {
+    let rate = if elapsed > 0.0 {
+        s.counts.lines as f64 / elapsed
+    } else {
+        0.0
+    };
     let skipped: serde_json::Map<String, serde_json::Value> = s
         .counts
         .skipped_by_reason()
@@ -510,12 +556,38 @@ fn print_summary(out: &mut impl Write, s: &Summary, elapsed: f64, json: bool) ->
         .into_iter()
         .map(|(k, v)| format!("{k} {v}"))
         .collect();
-    let not_decided: Vec<String> = s.not_decided.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let not_decided: Vec<String> = s
+        .not_decided
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
     writeln!(out, "---")?;
     writeln!(out, "lines      {}", s.counts.lines)?;
     writeln!(out, "parsed     {}", s.counts.events)?;
-    writeln!(out, "skipped    {} ({})", s.counts.skipped_total(), reasons.join(", "))?;
-    writeln!(out, "findings   {} (not decided: {})", s.findings, if not_decided.is_empty() { "none".to_owned() } else { not_decided.join(", ") })?;
-    writeln!(out, "decisions  {} ({} bans, {} logged)", s.decisions, s.bans, s.logged)?;
+    if reasons.is_empty() {
+        writeln!(out, "skipped    0")?;
+    } else {
+        writeln!(
+            out,
+            "skipped    {} ({})",
+            s.counts.skipped_total(),
+            reasons.join(", ")
+        )?;
+    }
+    writeln!(
+        out,
+        "findings   {} (not decided: {})",
+        s.findings,
+        if not_decided.is_empty() {
+            "none".to_owned()
+        } else {
+            not_decided.join(", ")
+        }
+    )?;
+    writeln!(
+        out,
+        "decisions  {} ({} bans, {} logged)",
+        s.decisions, s.bans, s.logged
+    )?;
     writeln!(out, "time       {elapsed:.3} s, {rate:.0} lines/s")
 }

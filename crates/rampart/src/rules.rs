@@ -38,7 +38,10 @@ pub fn load(dir: Option<&Path>) -> anyhow::Result<Rules> {
     join(parsers, Ruleset::from_sources(&scenarios))
 }
 
-fn join(parsers: Result<ParserRules, RuleErrors>, scenarios: Result<Ruleset, RuleErrors>) -> anyhow::Result<Rules> {
+fn join(
+    parsers: Result<ParserRules, RuleErrors>,
+    scenarios: Result<Ruleset, RuleErrors>,
+) -> anyhow::Result<Rules> {
     match (parsers, scenarios) {
         (Ok(parsers), Ok(scenarios)) => Ok(Rules { parsers, scenarios }),
         (p, s) => {
@@ -69,7 +72,8 @@ fn read_dir(dir: &Path) -> anyhow::Result<Vec<(String, String)>> {
     paths
         .into_iter()
         .map(|p| {
-            let text = std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?;
+            let text = std::fs::read_to_string(&p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
             Ok((p.display().to_string(), text))
         })
         .collect()

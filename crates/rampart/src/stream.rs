@@ -114,7 +114,10 @@ mod tests {
         let now = t(10_000);
         assert!(g.admit(t(0), now));
         assert!(g.admit(t(5), now));
-        assert!(!g.admit(t(10_000 + 2 * 86_400), now), "two days in the future");
+        assert!(
+            !g.admit(t(10_000 + 2 * 86_400), now),
+            "two days in the future"
+        );
         assert!(g.admit(t(3), now), "a little out of order is fine");
         assert!(!g.admit(t(-7200), now), "two hours back");
         for i in 0..ACCEPT_AFTER - 2 {

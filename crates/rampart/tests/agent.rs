@@ -34,7 +34,10 @@ impl Agent {
     }
 
     fn terminate(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.0.try_wait() {
@@ -58,11 +61,19 @@ impl Drop for Agent {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn append(path: &Path, lines: &[String]) {
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
     for l in lines {
         writeln!(f, "{l}").unwrap();
     }
@@ -89,7 +100,11 @@ fn decisions(db: &str, all: bool) -> Vec<Value> {
         cmd.arg("--all");
     }
     let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -110,7 +125,9 @@ fn eventually(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
 }
 
 fn metric(port: u16, name: &str) -> f64 {
-    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return -1.0 };
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return -1.0;
+    };
     let _ = write!(stream, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n");
     let mut body = String::new();
     let _ = std::io::Read::read_to_string(&mut stream, &mut body);
@@ -174,41 +191,98 @@ listen = "127.0.0.1:{metrics_port}"
 #[test]
 fn agent_bans_from_a_live_log_resumes_after_restart_and_follows_rotation() {
     let s = setup("backend = \"none\"");
-    let check = rampart().args(["config", "check", "-c"]).arg(&s.config).output().unwrap();
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    let check = rampart()
+        .args(["config", "check", "-c"])
+        .arg(&s.config)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
 
     let agent = Agent::start(&s.config);
-    eventually(10, "metrics endpoint", || metric(s.metrics_port, "rampart_log_lines_total") >= 0.0);
+    eventually(10, "metrics endpoint", || {
+        metric(s.metrics_port, "rampart_log_lines_total") >= 0.0
+    });
     append(&s.log, &failures("203.0.113.5", 5, 200));
     append(&s.log, &failures("10.9.9.9", 8, 300));
     eventually(10, "ban of 203.0.113.5", || {
-        decisions(&s.db, false).iter().any(|d| d["ip"] == "203.0.113.5")
+        decisions(&s.db, false)
+            .iter()
+            .any(|d| d["ip"] == "203.0.113.5")
     });
     let active = decisions(&s.db, false);
-    assert_eq!(active.len(), 1, "the old attack and the whitelisted one are not banned: {active:?}");
+    assert_eq!(
+        active.len(),
+        1,
+        "the old attack and the whitelisted one are not banned: {active:?}"
+    );
     let d = &active[0];
     assert_eq!(d["scenario"], "ssh-bruteforce");
     assert_eq!(d["count"], 5);
-    assert!(d["first_line"].as_str().unwrap().contains("203.0.113.5 port 200"));
-    assert!(d["last_line"].as_str().unwrap().contains("203.0.113.5 port 204"));
-    eventually(5, "line metrics", || metric(s.metrics_port, "rampart_log_lines_total") == 13.0);
+    assert!(
+        d["first_line"]
+            .as_str()
+            .unwrap()
+            .contains("203.0.113.5 port 200")
+    );
+    assert!(
+        d["last_line"]
+            .as_str()
+            .unwrap()
+            .contains("203.0.113.5 port 204")
+    );
+    eventually(5, "line metrics", || {
+        metric(s.metrics_port, "rampart_log_lines_total") == 13.0
+    });
     assert_eq!(metric(s.metrics_port, "rampart_decisions_total"), 1.0);
 
     // An operator's ban and unban through the CLI.
     let out = rampart()
-        .args(["decisions", "--database", &s.db, "ban", "198.51.100.9", "--for", "2h", "--reason", "seen in IDS"])
+        .args([
+            "decisions",
+            "--database",
+            &s.db,
+            "ban",
+            "198.51.100.9",
+            "--for",
+            "2h",
+            "--reason",
+            "seen in IDS",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let refused = rampart().args(["decisions", "--database", &s.db, "ban", "127.0.0.1"]).output().unwrap();
-    assert!(!refused.status.success(), "loopback must be refused without --force");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let refused = rampart()
+        .args(["decisions", "--database", &s.db, "ban", "127.0.0.1"])
+        .output()
+        .unwrap();
+    assert!(
+        !refused.status.success(),
+        "loopback must be refused without --force"
+    );
     assert_eq!(decisions(&s.db, false).len(), 2);
-    let out = rampart().args(["decisions", "--database", &s.db, "unban", "203.0.113.5"]).output().unwrap();
+    let out = rampart()
+        .args(["decisions", "--database", &s.db, "unban", "203.0.113.5"])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("lifted 1 ban"));
     let active = decisions(&s.db, false);
     assert_eq!(active.len(), 1);
     assert_eq!(active[0]["ip"], "198.51.100.9");
-    assert!(active[0]["origin"].as_str().unwrap().starts_with("operator:"), "{active:?}");
+    assert!(
+        active[0]["origin"]
+            .as_str()
+            .unwrap()
+            .starts_with("operator:"),
+        "{active:?}"
+    );
     assert_eq!(active[0]["reason"], "seen in IDS");
 
     agent.stop();
@@ -217,9 +291,13 @@ fn agent_bans_from_a_live_log_resumes_after_restart_and_follows_rotation() {
     append(&s.log, &failures("203.0.113.6", 5, 400));
     let agent = Agent::start(&s.config);
     eventually(10, "ban of 203.0.113.6 after restart", || {
-        decisions(&s.db, false).iter().any(|d| d["ip"] == "203.0.113.6")
+        decisions(&s.db, false)
+            .iter()
+            .any(|d| d["ip"] == "203.0.113.6")
     });
-    eventually(5, "resumed line count", || metric(s.metrics_port, "rampart_log_lines_total") == 5.0);
+    eventually(5, "resumed line count", || {
+        metric(s.metrics_port, "rampart_log_lines_total") == 5.0
+    });
 
     // Rename rotation: the rest of the old file and the new file are both read.
     let rotated = s.log.with_extension("log.1");
@@ -227,25 +305,38 @@ fn agent_bans_from_a_live_log_resumes_after_restart_and_follows_rotation() {
     append(&rotated, &failures("203.0.113.7", 2, 500));
     append(&s.log, &failures("203.0.113.7", 3, 600));
     eventually(10, "ban of 203.0.113.7 across the rotation", || {
-        decisions(&s.db, false).iter().any(|d| d["ip"] == "203.0.113.7" && d["count"] == 5)
+        decisions(&s.db, false)
+            .iter()
+            .any(|d| d["ip"] == "203.0.113.7" && d["count"] == 5)
     });
     // Garbage does not stop the agent.
-    let mut f = std::fs::OpenOptions::new().append(true).open(&s.log).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&s.log)
+        .unwrap();
     f.write_all(b"\xff\xfe\x00garbage\n").unwrap();
     f.write_all(&vec![b'x'; 300_000]).unwrap();
     f.write_all(b"\n").unwrap();
     drop(f);
     append(&s.log, &failures("203.0.113.8", 5, 700));
     eventually(10, "ban after garbage", || {
-        decisions(&s.db, false).iter().any(|d| d["ip"] == "203.0.113.8")
+        decisions(&s.db, false)
+            .iter()
+            .any(|d| d["ip"] == "203.0.113.8")
     });
-    eventually(5, "skipped lines counted", || metric(s.metrics_port, "rampart_log_lines_skipped_total") >= 2.0);
+    eventually(5, "skipped lines counted", || {
+        metric(s.metrics_port, "rampart_log_lines_skipped_total") >= 2.0
+    });
     agent.stop();
 }
 
 /// Runs `nft` in the namespace; its stdout.
 fn nft_in(ns: &str, args: &[&str]) -> String {
-    let out = Command::new("ip").args(["netns", "exec", ns, "nft"]).args(args).output().unwrap();
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "nft"])
+        .args(args)
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -259,8 +350,14 @@ impl Drop for Netns {
 
 fn can_use_nftables() -> bool {
     let root = nix::unistd::geteuid().is_root();
-    let nft = Command::new("nft").arg("--version").output().is_ok_and(|o| o.status.success());
-    let ip = Command::new("ip").arg("-V").output().is_ok_and(|o| o.status.success());
+    let nft = Command::new("nft")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let ip = Command::new("ip")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
     if root && nft && ip {
         return true;
     }
@@ -278,39 +375,96 @@ fn agent_enforces_bans_in_nftables_and_lifts_them() {
         return;
     }
     let ns = Netns(format!("rampart-e2e-{}", std::process::id()));
-    assert!(Command::new("ip").args(["netns", "add", &ns.0]).status().unwrap().success());
-    let s = setup(&format!("backend = \"nftables\"\ntable = \"rampart_e2e\"\nnetns = \"{}\"", ns.0));
+    assert!(
+        Command::new("ip")
+            .args(["netns", "add", &ns.0])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let s = setup(&format!(
+        "backend = \"nftables\"\ntable = \"rampart_e2e\"\nnetns = \"{}\"",
+        ns.0
+    ));
     // A ban decided before the agent starts is restored into the kernel at start.
     let out = rampart()
-        .args(["decisions", "--database", &s.db, "ban", "2001:db8:5::/64", "--for", "1h"])
+        .args([
+            "decisions",
+            "--database",
+            &s.db,
+            "ban",
+            "2001:db8:5::/64",
+            "--for",
+            "1h",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let agent = Agent::start(&s.config);
     let set6 = || nft_in(&ns.0, &["list", "set", "inet", "rampart_e2e", "banned6"]);
     let set4 = || nft_in(&ns.0, &["list", "set", "inet", "rampart_e2e", "banned4"]);
-    eventually(10, "restored IPv6 prefix ban", || set6().contains("2001:db8:5::/64"));
+    eventually(10, "restored IPv6 prefix ban", || {
+        set6().contains("2001:db8:5::/64")
+    });
 
     append(&s.log, &failures("203.0.113.50", 5, 100));
-    eventually(10, "203.0.113.50 in the nftables set", || set4().contains("203.0.113.50"));
-    assert!(set4().contains("timeout 1h") || set4().contains("expires"), "{}", set4());
+    eventually(10, "203.0.113.50 in the nftables set", || {
+        set4().contains("203.0.113.50")
+    });
+    assert!(
+        set4().contains("timeout 1h") || set4().contains("expires"),
+        "{}",
+        set4()
+    );
     let rules = nft_in(&ns.0, &["list", "chain", "inet", "rampart_e2e", "input"]);
-    assert!(rules.contains("@banned4") && rules.contains("drop"), "{rules}");
-
-    let out = rampart().args(["decisions", "--database", &s.db, "unban", "203.0.113.50"]).output().unwrap();
-    assert!(out.status.success());
-    eventually(10, "203.0.113.50 lifted from nftables", || !set4().contains("203.0.113.50"));
+    assert!(
+        rules.contains("@banned4") && rules.contains("drop"),
+        "{rules}"
+    );
 
     let out = rampart()
-        .args(["decisions", "--database", &s.db, "ban", "192.0.2.77", "--for", "30m"])
+        .args(["decisions", "--database", &s.db, "unban", "203.0.113.50"])
         .output()
         .unwrap();
     assert!(out.status.success());
-    eventually(10, "operator ban in nftables", || set4().contains("192.0.2.77"));
-    let out = rampart().args(["decisions", "--database", &s.db, "unban", "--all"]).output().unwrap();
+    eventually(10, "203.0.113.50 lifted from nftables", || {
+        !set4().contains("203.0.113.50")
+    });
+
+    let out = rampart()
+        .args([
+            "decisions",
+            "--database",
+            &s.db,
+            "ban",
+            "192.0.2.77",
+            "--for",
+            "30m",
+        ])
+        .output()
+        .unwrap();
     assert!(out.status.success());
-    eventually(10, "every ban lifted", || !set4().contains("192.0.2.77") && !set6().contains("2001:db8:5::"));
-    eventually(5, "firewall metrics", || metric(s.metrics_port, "rampart_firewall_operations_total") >= 4.0);
-    assert_eq!(metric(s.metrics_port, "rampart_firewall_failures_total"), 0.0);
+    eventually(10, "operator ban in nftables", || {
+        set4().contains("192.0.2.77")
+    });
+    let out = rampart()
+        .args(["decisions", "--database", &s.db, "unban", "--all"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    eventually(10, "every ban lifted", || {
+        !set4().contains("192.0.2.77") && !set6().contains("2001:db8:5::")
+    });
+    eventually(5, "firewall metrics", || {
+        metric(s.metrics_port, "rampart_firewall_operations_total") >= 4.0
+    });
+    assert_eq!(
+        metric(s.metrics_port, "rampart_firewall_failures_total"),
+        0.0
+    );
     agent.stop();
 }

@@ -15,8 +15,9 @@ fn cases_dir() -> PathBuf {
 }
 
 fn run_case(dir: &Path) -> Value {
-    let spec: toml::Table = toml::from_str(&std::fs::read_to_string(dir.join("case.toml")).unwrap())
-        .unwrap_or_else(|e| panic!("{}: bad case.toml: {e}", dir.display()));
+    let spec: toml::Table =
+        toml::from_str(&std::fs::read_to_string(dir.join("case.toml")).unwrap())
+            .unwrap_or_else(|e| panic!("{}: bad case.toml: {e}", dir.display()));
     let tmp = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rampart"));
     cmd.args(["replay", "--json", "--no-progress", "--threads", "2"]);
@@ -83,19 +84,30 @@ fn golden_scenarios() {
         .filter(|p| p.join("case.toml").exists())
         .collect();
     dirs.sort();
-    assert!(dirs.len() >= 20, "golden cases missing: found {}", dirs.len());
+    assert!(
+        dirs.len() >= 20,
+        "golden cases missing: found {}",
+        dirs.len()
+    );
     let mut failures = Vec::new();
     for dir in &dirs {
         let actual = run_case(dir);
         let expected_path = dir.join("expected.json");
         if bless {
-            std::fs::write(&expected_path, serde_json::to_string_pretty(&actual).unwrap() + "\n").unwrap();
+            std::fs::write(
+                &expected_path,
+                serde_json::to_string_pretty(&actual).unwrap() + "\n",
+            )
+            .unwrap();
             continue;
         }
         let expected: Value = match std::fs::read_to_string(&expected_path) {
             Ok(text) => serde_json::from_str(&text).unwrap(),
             Err(_) => {
-                failures.push(format!("{}: no expected.json (run with RAMPART_BLESS=1)", dir.display()));
+                failures.push(format!(
+                    "{}: no expected.json (run with RAMPART_BLESS=1)",
+                    dir.display()
+                ));
                 continue;
             }
         };
@@ -108,5 +120,10 @@ fn golden_scenarios() {
             ));
         }
     }
-    assert!(failures.is_empty(), "{} golden case(s) differ:\n{}", failures.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} golden case(s) differ:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
 }
