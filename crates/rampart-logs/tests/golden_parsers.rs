@@ -180,10 +180,14 @@ fn golden_parser_cases() {
             continue;
         }
         let expected: Value = match std::fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str(&text)
-                .unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+            Ok(text) => {
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            }
             Err(e) => {
-                failures.push(format!("{}: {e} (RAMPART_BLESS=1 writes it)", path.display()));
+                failures.push(format!(
+                    "{}: {e} (RAMPART_BLESS=1 writes it)",
+                    path.display()
+                ));
                 continue;
             }
         };

@@ -356,8 +356,10 @@ fn parse_chunk(
     chunk: &Chunk,
     keep_skipped: bool,
 ) -> Parsed {
-    let mut counts = LineCounts::default();
-    counts.lines = chunk.too_long;
+    let mut counts = LineCounts {
+        lines: chunk.too_long,
+        ..LineCounts::default()
+    };
     counts.skipped[skip_index(rampart_logs::SkipReason::TooLong)] = chunk.too_long;
     let mut events = Vec::new();
     let mut skipped = Vec::new();

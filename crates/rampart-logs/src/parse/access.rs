@@ -12,14 +12,15 @@
 //! protocol and the request as logged in the `request` field: scanners send
 //! them.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use rampart_core::{Event, EventKind};
 
 use super::ParseOptions;
 use super::rules::parse_addr;
-use super::syslog::{digits2, digits4, month_from_abbr};
+use super::syslog::{Wall, digits2, digits4, month_from_abbr};
 use crate::SkipReason;
 
 /// One access-log line, borrowed from it. Quoted fields are as logged
@@ -28,8 +29,10 @@ use crate::SkipReason;
 pub struct AccessRecord<'a> {
     /// The virtual host (`www.example.com:443`), in vhost layouts.
     pub vhost: Option<&'a str>,
-    /// The client as logged (an address, or a host name with `HostnameLookups`).
+    /// The client as logged.
     pub client: &'a str,
+    /// The client's address (IPv4-mapped IPv6 made IPv4).
+    pub addr: IpAddr,
     /// The authenticated user (`-` when none).
     pub user: &'a str,
     /// When the request was logged.
@@ -54,33 +57,37 @@ pub struct AccessRecord<'a> {
 /// client is not an address.
 pub fn parse_access(line: &str) -> Result<AccessRecord<'_>, SkipReason> {
     let (first, after_first) = line.split_once(' ').ok_or(SkipReason::Unparsable)?;
-    if looks_like_addr(first) && parse_addr(first).is_some() {
-        return parse_after_client(None, first, after_first);
+    if let Some(addr) = addr_token(first) {
+        return parse_after_client(None, first, addr, after_first);
     }
     if let Some((second, after_second)) = after_first.split_once(' ')
-        && looks_like_addr(second)
-        && parse_addr(second).is_some()
+        && let Some(addr) = addr_token(second)
     {
-        return parse_after_client(Some(first), second, after_second);
+        return parse_after_client(Some(first), second, addr, after_second);
     }
     // The right shape with a client that is not an address (a host name).
-    match parse_after_client(None, first, after_first) {
+    let unspecified = IpAddr::from([0u8; 4]);
+    match parse_after_client(None, first, unspecified, after_first) {
         Ok(_) => Err(SkipReason::BadAddress),
         Err(e) => Err(e),
     }
 }
 
-/// Cheap check before a full address parse.
-fn looks_like_addr(s: &str) -> bool {
-    s.as_bytes()
-        .first()
-        .is_some_and(|b| b.is_ascii_hexdigit() || *b == b':')
+/// The address a token is, with a cheap check before the full parse.
+fn addr_token(s: &str) -> Option<IpAddr> {
+    let first = *s.as_bytes().first()?;
+    if first.is_ascii_hexdigit() || first == b':' {
+        parse_addr(s)
+    } else {
+        None
+    }
 }
 
 /// `ident user [time] "request" status bytes ["referer" "agent"] …`
 fn parse_after_client<'a>(
     vhost: Option<&'a str>,
     client: &'a str,
+    addr: IpAddr,
     rest: &'a str,
 ) -> Result<AccessRecord<'a>, SkipReason> {
     let (_ident, rest) = rest.split_once(' ').ok_or(SkipReason::Unparsable)?;
@@ -88,7 +95,11 @@ fn parse_after_client<'a>(
     let mut search = 0;
     let mut tried = false;
     let (user, time, rest) = loop {
-        let Some(at) = rest.get(search..).and_then(|r| r.find(" [")).map(|i| i + search) else {
+        let Some(at) = rest
+            .get(search..)
+            .and_then(|r| memchr::memmem::find(r.as_bytes(), b" ["))
+            .map(|i| i + search)
+        else {
             return Err(if tried {
                 SkipReason::BadTimestamp
             } else {
@@ -127,6 +138,7 @@ fn parse_after_client<'a>(
     Ok(AccessRecord {
         vhost,
         client,
+        addr,
         user,
         time,
         request,
@@ -170,7 +182,14 @@ fn parse_clf_time(s: &str) -> Option<(DateTime<Utc>, usize)> {
     let month = month_from_abbr(b.get(3..6)?)?;
     let year = digits4(b, 7)?;
     let (h, m, sec) = (digits2(b, 12)?, digits2(b, 15)?, digits2(b, 18)?);
-    let seps = [(2, b'/'), (6, b'/'), (11, b':'), (14, b':'), (17, b':'), (20, b' ')];
+    let seps = [
+        (2, b'/'),
+        (6, b'/'),
+        (11, b':'),
+        (14, b':'),
+        (17, b':'),
+        (20, b' '),
+    ];
     if seps.iter().any(|&(i, c)| b.get(i) != Some(&c)) {
         return None;
     }
@@ -179,10 +198,13 @@ fn parse_clf_time(s: &str) -> Option<(DateTime<Utc>, usize)> {
     if b.get(26) != Some(&b']') || !(sign == b'+' || sign == b'-') || oh > 23 || om > 59 {
         return None;
     }
-    let naive = NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day)?.and_hms_opt(h, m, sec)?;
-    let offset = i64::from(oh * 3600 + om * 60);
+    if h > 23 || m > 59 || sec > 59 {
+        return None;
+    }
+    let wall = Wall::new(i64::from(year), month, day, h * 3600 + m * 60 + sec, 0)?;
+    let offset = i32::try_from(oh * 3600 + om * 60).ok()?;
     let offset = if sign == b'-' { -offset } else { offset };
-    let utc = naive.checked_sub_signed(Duration::seconds(offset))?.and_utc();
+    let utc = wall.to_utc(Some(offset), &|_| None)?;
     Some((utc, 27))
 }
 
@@ -229,9 +251,13 @@ pub(crate) fn split_request(request: &str) -> Option<(&str, &str, &str)> {
 }
 
 /// The `http_request` event of an access-log record.
-pub(crate) fn access_event(opts: &ParseOptions, r: &AccessRecord<'_>) -> Result<Event, SkipReason> {
-    let addr = parse_addr(r.client).ok_or(SkipReason::BadAddress)?;
-    let mut event = Event::new(r.time, Arc::clone(&opts.source), EventKind::HttpRequest, Some(addr));
+pub(crate) fn access_event(opts: &ParseOptions, r: &AccessRecord<'_>) -> Event {
+    let mut event = Event::new(
+        r.time,
+        Arc::clone(&opts.source),
+        EventKind::HttpRequest,
+        Some(r.addr),
+    );
     let f = &mut event.fields;
     match split_request(r.request) {
         Some((method, path, protocol)) => {
@@ -260,7 +286,7 @@ pub(crate) fn access_event(opts: &ParseOptions, r: &AccessRecord<'_>) -> Result<
     if r.user != "-" && !r.user.is_empty() {
         f.set("user", unescape(r.user));
     }
-    Ok(event)
+    event
 }
 
 #[cfg(test)]
@@ -276,7 +302,7 @@ mod tests {
     }
 
     fn event(line: &str) -> Event {
-        access_event(&opts(), &parse_access(line).unwrap()).unwrap()
+        access_event(&opts(), &parse_access(line).unwrap())
     }
 
     #[test]
@@ -296,16 +322,22 @@ mod tests {
 
     #[test]
     fn common_and_vhost_variants() {
-        let r = parse_access(r#"2001:db8::7 - bob [21/Nov/2026:06:34:06 -0000] "POST /a HTTP/2.0" 200 -"#).unwrap();
+        let r = parse_access(
+            r#"2001:db8::7 - bob [21/Nov/2026:06:34:06 -0000] "POST /a HTTP/2.0" 200 -"#,
+        )
+        .unwrap();
         assert_eq!((r.user, r.bytes, r.referer), ("bob", 0, None));
         let r = parse_access(
             r#"www.example.com:443 192.0.2.1 - - [21/Nov/2026:06:34:06 +0000] "GET / HTTP/1.1" 200 5 "-" "curl/8""#,
         )
         .unwrap();
-        assert_eq!((r.vhost, r.client), (Some("www.example.com:443"), "192.0.2.1"));
+        assert_eq!(
+            (r.vhost, r.client),
+            (Some("www.example.com:443"), "192.0.2.1")
+        );
         let r = parse_access(r#"example.org ::ffff:192.0.2.1 - - [21/Nov/2026:06:34:06 +0000] "GET / HTTP/1.1" 200 5"#).unwrap();
         assert_eq!(r.vhost, Some("example.org"));
-        let e = access_event(&opts(), &r).unwrap();
+        let e = access_event(&opts(), &r);
         assert_eq!(e.addr.unwrap().to_string(), "192.0.2.1");
     }
 
@@ -316,16 +348,24 @@ mod tests {
         );
         assert_eq!(e.fields.get("path"), Some("/a\"b"));
         assert_eq!(e.fields.get("user_agent"), Some("say \"hi\" \\o/"));
-        let e = event(r#"192.0.2.1 - - [21/Nov/2026:06:34:06 +0000] "\x16\x03\x01\x00" 400 157 "-" "-""#);
+        let e = event(
+            r#"192.0.2.1 - - [21/Nov/2026:06:34:06 +0000] "\x16\x03\x01\x00" 400 157 "-" "-""#,
+        );
         assert_eq!(e.fields.get("method"), Some(""));
         assert_eq!(e.fields.get("request"), Some(r"\x16\x03\x01\x00"));
         let e = event(r#"192.0.2.1 - - [21/Nov/2026:06:34:06 +0000] "-" 408 0 "-" "-""#);
-        assert_eq!((e.fields.get("path"), e.fields.get("status")), (Some(""), Some("408")));
+        assert_eq!(
+            (e.fields.get("path"), e.fields.get("status")),
+            (Some(""), Some("408"))
+        );
     }
 
     #[test]
     fn user_with_spaces() {
-        let r = parse_access(r#"192.0.2.1 - a [b] c [21/Nov/2026:06:34:06 +0000] "GET / HTTP/1.1" 401 0"#).unwrap();
+        let r = parse_access(
+            r#"192.0.2.1 - a [b] c [21/Nov/2026:06:34:06 +0000] "GET / HTTP/1.1" 401 0"#,
+        )
+        .unwrap();
         assert_eq!(r.user, "a [b] c");
     }
 
@@ -338,7 +378,8 @@ mod tests {
             Err(SkipReason::BadAddress)
         );
         assert_eq!(
-            parse_access(r#"192.0.2.1 - - [21/Nov/2026:06:34:06 +0000] "GET / HTTP/1.1" 200"#).map(|r| r.bytes),
+            parse_access(r#"192.0.2.1 - - [21/Nov/2026:06:34:06 +0000] "GET / HTTP/1.1" 200"#)
+                .map(|r| r.bytes),
             Err(SkipReason::Unparsable)
         );
         assert_eq!(

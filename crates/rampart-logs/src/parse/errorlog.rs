@@ -91,14 +91,18 @@ fn parse_nginx_error_in<'a>(
     let (level, rest) = rest.split_once("] ").ok_or(SkipReason::Unparsable)?;
     // `123#456: ` (process and thread), then `*789 ` (connection), both optional.
     let rest = match rest.split_once(": ") {
-        Some((pid, after)) if !pid.is_empty() && pid.bytes().all(|c| c.is_ascii_digit() || c == b'#') => after,
+        Some((pid, after))
+            if !pid.is_empty() && pid.bytes().all(|c| c.is_ascii_digit() || c == b'#') =>
+        {
+            after
+        }
         _ => rest,
     };
     let rest = match rest.strip_prefix('*').and_then(|r| r.split_once(' ')) {
         Some((cid, after)) if !cid.is_empty() && cid.bytes().all(|c| c.is_ascii_digit()) => after,
         _ => rest,
     };
-    let client = rest.find(", client: ").and_then(|i| {
+    let client = memchr::memmem::find(rest.as_bytes(), b", client: ").and_then(|i| {
         let after = rest.get(i + ", client: ".len()..)?;
         Some(after.split_once(',').map_or(after, |(c, _)| c))
     });
@@ -227,7 +231,8 @@ fn parse_apache_time(s: &str) -> Option<NaiveDateTime> {
         None | Some("") => 0,
         Some(frac) => {
             let digits = frac.strip_prefix('.')?;
-            if digits.is_empty() || digits.len() > 9 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            if digits.is_empty() || digits.len() > 9 || !digits.bytes().all(|b| b.is_ascii_digit())
+            {
                 return None;
             }
             let n: u32 = digits.parse().ok()?;
@@ -267,7 +272,9 @@ pub(crate) fn error_event(
 fn nginx_request(message: &str) -> Option<&str> {
     let at = message.find(", request: \"")?;
     let after = message.get(at + ", request: \"".len()..)?;
-    let end = after.find("\", ").or_else(|| after.strip_suffix('"').map(str::len))?;
+    let end = after
+        .find("\", ")
+        .or_else(|| after.strip_suffix('"').map(str::len))?;
     after.get(..end)
 }
 
@@ -293,9 +300,13 @@ mod tests {
         .unwrap();
         assert_eq!(r.time.to_rfc3339(), "2026-11-21T06:34:06+00:00");
         assert_eq!((r.level, r.client), ("error", Some("192.0.2.1")));
-        assert!(r.message.starts_with("user \"bob\": password mismatch, client"));
+        assert!(
+            r.message
+                .starts_with("user \"bob\": password mismatch, client")
+        );
         assert_eq!(nginx_request(r.message), Some("GET /admin HTTP/1.1"));
-        let r = parse_nginx_error_in("2026/11/21 06:34:06 [emerg] 1#1: bind() failed", &utc).unwrap();
+        let r =
+            parse_nginx_error_in("2026/11/21 06:34:06 [emerg] 1#1: bind() failed", &utc).unwrap();
         assert_eq!((r.client, r.message), (None, "bind() failed"));
         assert_eq!(
             parse_nginx_error_in("2026/13/21 06:34:06 [error] 1#1: x", &utc),
@@ -311,14 +322,20 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.time.to_rfc3339(), "2026-11-21T06:34:06.123456+00:00");
-        assert_eq!((r.module, r.level, r.client), ("auth_basic", "error", Some("192.0.2.1")));
+        assert_eq!(
+            (r.module, r.level, r.client),
+            ("auth_basic", "error", Some("192.0.2.1"))
+        );
         assert_eq!(r.message, "AH01618: user bob not found: /admin");
         let r = parse_apache_error_in(
             "[Thu Jul 11 01:21:44 2013] [error] [client 2606:2800:220:1:248:1893:25c8:1946] user test not found: /",
             &utc,
         )
         .unwrap();
-        assert_eq!(addr(r.client.unwrap()), addr("2606:2800:220:1:248:1893:25c8:1946"));
+        assert_eq!(
+            addr(r.client.unwrap()),
+            addr("2606:2800:220:1:248:1893:25c8:1946")
+        );
         let r = parse_apache_error_in(
             "[Sat Jul 20 22:11:44.147674 2013] [authz_owner:error] [pid 1:tid 2] [client [2001:db8::1]:51548] AH01637: x",
             &utc,
@@ -330,14 +347,23 @@ mod tests {
             &utc,
         )
         .unwrap();
-        assert_eq!((r.client, r.message), (Some("192.0.2.9"), "AH00035: access denied"));
+        assert_eq!(
+            (r.client, r.message),
+            (Some("192.0.2.9"), "AH00035: access denied")
+        );
         let r = parse_apache_error_in(
             "[Sat Jun 01 02:17:42 2013] [error] [client 192.168.33.1] File does not exist: /x/[client 192.168.0.1] user root not found",
             &utc,
         )
         .unwrap();
         assert_eq!(r.client, Some("192.168.33.1"));
-        assert_eq!(parse_apache_error_in("[nope] [error] x", &utc), Err(SkipReason::BadTimestamp));
-        assert_eq!(parse_apache_error_in("[Sat Nov 21 06:34:06 2026]", &utc), Err(SkipReason::Unparsable));
+        assert_eq!(
+            parse_apache_error_in("[nope] [error] x", &utc),
+            Err(SkipReason::BadTimestamp)
+        );
+        assert_eq!(
+            parse_apache_error_in("[Sat Nov 21 06:34:06 2026]", &utc),
+            Err(SkipReason::Unparsable)
+        );
     }
 }

@@ -126,7 +126,10 @@ impl JsonParser {
         let kind = match &self.kind {
             KindRule::Fixed(kind) => *kind,
             KindRule::ByField(path, map) => {
-                let value = path.lookup(&root).and_then(scalar_text).ok_or(SkipReason::NoMatch)?;
+                let value = path
+                    .lookup(&root)
+                    .and_then(scalar_text)
+                    .ok_or(SkipReason::NoMatch)?;
                 *map.get(value.as_ref()).ok_or(SkipReason::NoMatch)?
             }
         };
@@ -186,16 +189,11 @@ fn json_time(v: &Value) -> Option<DateTime<Utc>> {
             if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
                 return epoch(s.parse().ok()?);
             }
-            let (naive, offset, used) = parse_iso8601_prefix(s)?;
+            let (wall, offset, used) = parse_iso8601_prefix(s)?;
             if used != s.len() {
                 return None;
             }
-            match offset {
-                Some(off) => naive
-                    .checked_sub_signed(chrono::Duration::seconds(i64::from(off)))
-                    .map(|n| n.and_utc()),
-                None => local_to_utc(naive),
-            }
+            wall.to_utc(offset, &local_to_utc)
         }
         _ => None,
     }
@@ -233,7 +231,16 @@ fn epoch(n: f64) -> Option<DateTime<Utc>> {
 /// Field names the shipped mappings commonly use are static.
 fn field_name(name: &str) -> Cow<'static, str> {
     const KNOWN: [&str; 10] = [
-        "user", "port", "method", "path", "status", "user_agent", "referer", "host", "protocol", "bytes",
+        "user",
+        "port",
+        "method",
+        "path",
+        "status",
+        "user_agent",
+        "referer",
+        "host",
+        "protocol",
+        "bytes",
     ];
     KNOWN
         .iter()
@@ -296,11 +303,15 @@ mod tests {
             .unwrap();
         assert_eq!(e.time.to_rfc3339(), "2026-11-21T06:34:06+00:00");
         let e = p
-            .parse_line(r#"{"ts":1795242846.25,"client":{"ip":"192.0.2.1"},"event":{"type":"404"}}"#)
+            .parse_line(
+                r#"{"ts":1795242846.25,"client":{"ip":"192.0.2.1"},"event":{"type":"404"}}"#,
+            )
             .unwrap();
         assert_eq!(e.time.to_rfc3339(), "2026-11-21T06:34:06.250+00:00");
         let e = p
-            .parse_line(r#"{"ts":"1795242846123","client":{"ip":"192.0.2.1"},"event":{"type":"404"}}"#)
+            .parse_line(
+                r#"{"ts":"1795242846123","client":{"ip":"192.0.2.1"},"event":{"type":"404"}}"#,
+            )
             .unwrap();
         assert_eq!(e.time.to_rfc3339(), "2026-11-21T06:34:06.123+00:00");
     }
@@ -309,25 +320,40 @@ mod tests {
     fn skips_with_reasons() {
         let p = parser();
         let ok_kind = r#""event":{"type":"login_failed"}"#;
-        assert_eq!(p.parse_line("not json").unwrap_err(), SkipReason::Unparsable);
+        assert_eq!(
+            p.parse_line("not json").unwrap_err(),
+            SkipReason::Unparsable
+        );
         assert_eq!(p.parse_line("[1,2]").unwrap_err(), SkipReason::Unparsable);
         assert_eq!(
-            p.parse_line(r#"{"ts":1,"client":{"ip":"1.2.3.4"},"event":{"type":"other"}}"#).unwrap_err(),
+            p.parse_line(r#"{"ts":1,"client":{"ip":"1.2.3.4"},"event":{"type":"other"}}"#)
+                .unwrap_err(),
             SkipReason::NoMatch
         );
         assert_eq!(
-            p.parse_line(&format!(r#"{{"ts":"yesterday","client":{{"ip":"1.2.3.4"}},{ok_kind}}}"#)).unwrap_err(),
+            p.parse_line(&format!(
+                r#"{{"ts":"yesterday","client":{{"ip":"1.2.3.4"}},{ok_kind}}}"#
+            ))
+            .unwrap_err(),
             SkipReason::BadTimestamp
         );
         assert_eq!(
-            p.parse_line(&format!(r#"{{"ts":-5,"client":{{"ip":"1.2.3.4"}},{ok_kind}}}"#)).unwrap_err(),
+            p.parse_line(&format!(
+                r#"{{"ts":-5,"client":{{"ip":"1.2.3.4"}},{ok_kind}}}"#
+            ))
+            .unwrap_err(),
             SkipReason::BadTimestamp
         );
         assert_eq!(
-            p.parse_line(&format!(r#"{{"ts":1,"client":{{"ip":"host"}},{ok_kind}}}"#)).unwrap_err(),
+            p.parse_line(&format!(r#"{{"ts":1,"client":{{"ip":"host"}},{ok_kind}}}"#))
+                .unwrap_err(),
             SkipReason::BadAddress
         );
-        assert_eq!(p.parse_line(&format!(r#"{{"ts":1,{ok_kind}}}"#)).unwrap_err(), SkipReason::BadAddress);
+        assert_eq!(
+            p.parse_line(&format!(r#"{{"ts":1,{ok_kind}}}"#))
+                .unwrap_err(),
+            SkipReason::BadAddress
+        );
     }
 
     #[test]
@@ -339,12 +365,24 @@ mod tests {
         };
         let mut m = mapping();
         m.kind = Some("auth_failure".to_owned());
-        assert!(JsonParser::new(&m, opts.clone()).unwrap_err().contains("not both"));
+        assert!(
+            JsonParser::new(&m, opts.clone())
+                .unwrap_err()
+                .contains("not both")
+        );
         m.kind_field = None;
         m.kind = Some("nope".to_owned());
-        assert!(JsonParser::new(&m, opts.clone()).unwrap_err().contains("unknown event kind"));
+        assert!(
+            JsonParser::new(&m, opts.clone())
+                .unwrap_err()
+                .contains("unknown event kind")
+        );
         m.kind = Some("auth_failure".to_owned());
         m.addr = "a..b".to_owned();
-        assert!(JsonParser::new(&m, opts).unwrap_err().contains("bad field path"));
+        assert!(
+            JsonParser::new(&m, opts)
+                .unwrap_err()
+                .contains("bad field path")
+        );
     }
 }

@@ -66,7 +66,10 @@ pub(crate) fn line_str(line: &[u8]) -> Result<&str, SkipReason> {
 ///
 /// - `sshd`: a syslog envelope ([`syslog::parse_syslog`]), then the
 ///   `syslog` parsers of `rules` for the line's program; lines of programs
-///   no parser names are [`SkipReason::NoMatch`].
+///   no parser names are [`SkipReason::NoMatch`]. The year of RFC 3164
+///   times is picked against `opts.reference`, which the parser moves
+///   forward to the newest time it has read, so a long-running source
+///   crosses New Year as long as it logs at least once a day.
 /// - `nginx` / `apache`: each line is an access-log line ([`access`]) or an
 ///   error-log line ([`errorlog`]), told apart by its first bytes (`[` starts
 ///   an apache error line, `YYYY/MM/DD ` an nginx one); error messages go
@@ -89,11 +92,13 @@ pub fn build_parser(
             }
             Ok(Box::new(syslog::SshdParser::new(rules.clone(), opts)))
         }
-        LogFormat::Nginx | LogFormat::Apache => {
-            Ok(Box::new(WebParser { rules: rules.clone(), opts }))
-        }
+        LogFormat::Nginx | LogFormat::Apache => Ok(Box::new(WebParser {
+            rules: rules.clone(),
+            opts,
+        })),
         LogFormat::Json => {
-            let mapping = json.ok_or_else(|| "format json needs a [source.json] mapping".to_owned())?;
+            let mapping =
+                json.ok_or_else(|| "format json needs a [source.json] mapping".to_owned())?;
             Ok(Box::new(json::JsonParser::new(mapping, opts)?))
         }
     }
@@ -149,11 +154,134 @@ impl LineParser for WebParser {
             errorlog::error_event(&self.rules, &self.opts, &record)?
         } else {
             let record = access::parse_access(text)?;
-            access::access_event(&self.opts, &record)?
+            access::access_event(&self.opts, &record)
         };
         if self.opts.keep_raw {
             event.raw = Some(text.to_owned());
         }
         Ok(event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(keep_raw: bool) -> ParseOptions {
+        ParseOptions {
+            source: Arc::from("t"),
+            reference: "2026-11-21T12:00:00Z".parse().unwrap_or_default(),
+            keep_raw,
+        }
+    }
+
+    #[test]
+    fn line_terminators_and_bad_utf8() {
+        assert_eq!(line_str(b"abc\r\n"), Ok("abc"));
+        assert_eq!(line_str(b"abc\r"), Ok("abc"));
+        assert_eq!(line_str(b"a\rb"), Ok("a\rb"));
+        assert_eq!(line_str(b"\xff"), Err(SkipReason::InvalidUtf8));
+    }
+
+    #[test]
+    fn program_messages_from_the_journal() {
+        let rules = ParserRules::builtin().unwrap();
+        let time = Utc::now();
+        let ev = parse_program_message(
+            &rules,
+            &opts(true),
+            time,
+            "sshd-session",
+            "Failed password for invalid user bob from 2001:db8::1 port 22 ssh2\n",
+        )
+        .unwrap();
+        assert_eq!(ev.kind, rampart_core::EventKind::AuthFailure);
+        assert_eq!(ev.time, time);
+        assert_eq!(ev.fields.get("user"), Some("bob"));
+        assert!(ev.raw.unwrap().starts_with("sshd-session: Failed"));
+        let skip = parse_program_message(
+            &rules,
+            &opts(false),
+            time,
+            "cron",
+            "Failed password for root from 1.2.3.4 port 1 ssh2",
+        );
+        assert_eq!(skip.unwrap_err(), SkipReason::NoMatch);
+    }
+
+    #[test]
+    fn build_parser_checks_its_inputs() {
+        let rules = ParserRules::builtin().unwrap();
+        assert!(build_parser(LogFormat::Json, &rules, None, opts(true)).is_err());
+        let empty = ParserRules::default();
+        assert!(build_parser(LogFormat::Sshd, &empty, None, opts(true)).is_err());
+        let mut p = build_parser(LogFormat::Sshd, &rules, None, opts(false)).unwrap();
+        let ev = p
+            .parse(b"2026-11-21T06:34:06Z h sshd[1]: Invalid user x from 192.0.2.1 port 1\r")
+            .unwrap();
+        assert_eq!(ev.raw, None);
+    }
+
+    /// Prints ns/line for the hot paths. Timing only, nothing asserted:
+    /// `cargo test --release -p rampart-logs --lib -- --ignored --nocapture ns_per_line`
+    #[test]
+    #[ignore = "timing; run by hand in release mode"]
+    fn ns_per_line() {
+        let rules = ParserRules::builtin().unwrap();
+        let reference: DateTime<Utc> = "2026-11-21T12:00:00Z".parse().unwrap();
+        let cases: [(&str, LogFormat, &str); 6] = [
+            (
+                "sshd failed password",
+                LogFormat::Sshd,
+                "Nov 21 06:34:06 host sshd[123]: Failed password for invalid user admin from 203.0.113.5 port 40022 ssh2",
+            ),
+            (
+                "sshd no match",
+                LogFormat::Sshd,
+                "Nov 21 06:34:06 host sshd[123]: pam_unix(sshd:session): session opened for user alice(uid=1000) by (uid=0)",
+            ),
+            (
+                "sshd other program",
+                LogFormat::Sshd,
+                "Nov 21 06:34:06 host CRON[123]: (root) CMD (run-parts /etc/cron.hourly)",
+            ),
+            (
+                "sshd iso8601",
+                LogFormat::Sshd,
+                "2026-11-21T06:34:06.123456+01:00 host sshd[123]: Invalid user admin from 203.0.113.5 port 40022",
+            ),
+            (
+                "access combined",
+                LogFormat::Nginx,
+                r#"203.0.113.5 - - [21/Nov/2026:06:34:06 +0000] "GET /wp-login.php?x=1 HTTP/1.1" 404 153 "-" "Mozilla/5.0 (X11; Linux x86_64)""#,
+            ),
+            (
+                "nginx error",
+                LogFormat::Nginx,
+                r#"2026/11/21 06:34:06 [error] 123#123: *5 user "bob": password mismatch, client: 203.0.113.5, server: x, request: "GET /admin HTTP/1.1", host: "x""#,
+            ),
+        ];
+        let n = 200_000u32;
+        let time = |f: &mut dyn FnMut()| {
+            let start = std::time::Instant::now();
+            for _ in 0..n {
+                f();
+            }
+            start.elapsed().as_nanos() / u128::from(n)
+        };
+        let line = cases[0].2;
+        let envelope = time(&mut || {
+            std::hint::black_box(
+                syslog::parse_syslog(std::hint::black_box(line), reference).is_ok(),
+            );
+        });
+        eprintln!("{:>24}: {envelope} ns/line", "syslog envelope only");
+        for (name, format, line) in cases {
+            let mut parser = build_parser(format, &rules, None, opts(false)).unwrap();
+            let ns = time(&mut || {
+                std::hint::black_box(parser.parse(std::hint::black_box(line.as_bytes())).is_ok());
+            });
+            eprintln!("{name:>24}: {ns} ns/line");
+        }
     }
 }

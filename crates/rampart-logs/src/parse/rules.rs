@@ -271,7 +271,10 @@ impl ParserRules {
                     let regex = match Regex::new(pat.regex.get_ref()) {
                         Ok(r) => Some(r),
                         Err(e) => {
-                            errors.push(err(pat.regex.span(), format!("bad regex: {}", regex_reason(&e))));
+                            errors.push(err(
+                                pat.regex.span(),
+                                format!("bad regex: {}", regex_reason(&e)),
+                            ));
                             None
                         }
                     };
@@ -281,9 +284,7 @@ impl ParserRules {
                         errors.push(err(prefilter.span(), "prefilter is empty".to_owned()));
                     }
                     let Some(regex) = regex else { continue };
-                    let ip_group = regex
-                        .capture_names()
-                        .position(|n| n == Some("ip"));
+                    let ip_group = regex.capture_names().position(|n| n == Some("ip"));
                     if ip_group.is_none() && ip_required {
                         errors.push(err(
                             pat.regex.span(),
@@ -331,7 +332,9 @@ impl ParserRules {
                         }
                     }
                 };
-                let Some(applies_to) = applies_to else { continue };
+                let Some(applies_to) = applies_to else {
+                    continue;
+                };
                 program_lists.push(
                     p.programs
                         .as_ref()
@@ -373,7 +376,10 @@ impl ParserRules {
 
     /// Whether some parser reads syslog messages.
     pub(crate) fn has_syslog_parsers(&self) -> bool {
-        self.inner.parsers.iter().any(|p| p.applies_to == AppliesTo::Syslog)
+        self.inner
+            .parsers
+            .iter()
+            .any(|p| p.applies_to == AppliesTo::Syslog)
     }
 
     /// How many parsers there are.
@@ -432,7 +438,11 @@ impl ParserRules {
 
     /// Matches a syslog message of `program`. `NoMatch` when no pattern
     /// wants it, `BadAddress` when the pattern's `ip` is not an address.
-    pub(crate) fn match_program(&self, program: &str, message: &str) -> Result<RuleMatch, SkipReason> {
+    pub(crate) fn match_program(
+        &self,
+        program: &str,
+        message: &str,
+    ) -> Result<RuleMatch, SkipReason> {
         let inner = &*self.inner;
         let ids = inner
             .programs
@@ -524,7 +534,9 @@ impl ParserRules {
 /// An address as logged (`192.0.2.1`, `2001:db8::1`, `::ffff:192.0.2.1`),
 /// normalised (IPv4-mapped becomes IPv4).
 pub(crate) fn parse_addr(text: &str) -> Option<IpAddr> {
-    text.parse::<IpAddr>().ok().map(rampart_core::addr::normalize_addr)
+    text.parse::<IpAddr>()
+        .ok()
+        .map(rampart_core::addr::normalize_addr)
 }
 
 /// Field names the shipped rules use are static; others are allocated per event.
@@ -542,7 +554,11 @@ fn field_name(name: &str) -> Cow<'static, str> {
 /// The last line of a regex error (the reason, without the caret drawing).
 fn regex_reason(e: &regex::Error) -> String {
     let text = e.to_string();
-    let last = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
     last.trim().trim_start_matches("error: ").to_owned()
 }
 
@@ -598,7 +614,11 @@ applies_to = "sysl0g"
         assert_eq!(got[1].0, Some(15));
         assert!(got[1].1.contains("no (?P<ip>"));
         assert_eq!(got[2].0, Some(20));
-        assert!(got[2].1.starts_with("bad regex: unclosed group"), "{}", got[2].1);
+        assert!(
+            got[2].1.starts_with("bad regex: unclosed group"),
+            "{}",
+            got[2].1
+        );
         assert_eq!(got[3].0, Some(23));
         assert!(got[3].1.contains("defined twice"));
         assert_eq!(got[4].0, Some(24));
@@ -645,16 +665,30 @@ prefilter = "from "
 "#,
         )
         .unwrap();
-        let m = rules.match_program("x", "bad user bob from ::ffff:192.0.2.1").unwrap();
+        let m = rules
+            .match_program("x", "bad user bob from ::ffff:192.0.2.1")
+            .unwrap();
         assert_eq!(m.kind, EventKind::InvalidUser);
         assert_eq!(m.addr.to_string(), "192.0.2.1");
         assert_eq!(m.fields.get("user"), Some("bob"));
-        let m = rules.match_program("x", "whatever from 2001:db8::1").unwrap();
+        let m = rules
+            .match_program("x", "whatever from 2001:db8::1")
+            .unwrap();
         assert_eq!(m.kind, EventKind::AuthFailure);
-        assert_eq!(rules.match_program("x", "nothing here").unwrap_err(), SkipReason::NoMatch);
-        assert_eq!(rules.match_program("y", "bad user a from 1.2.3.4").unwrap_err(), SkipReason::NoMatch);
         assert_eq!(
-            rules.match_program("x", "bad user a from example.com").unwrap_err(),
+            rules.match_program("x", "nothing here").unwrap_err(),
+            SkipReason::NoMatch
+        );
+        assert_eq!(
+            rules
+                .match_program("y", "bad user a from 1.2.3.4")
+                .unwrap_err(),
+            SkipReason::NoMatch
+        );
+        assert_eq!(
+            rules
+                .match_program("x", "bad user a from example.com")
+                .unwrap_err(),
             SkipReason::BadAddress
         );
     }

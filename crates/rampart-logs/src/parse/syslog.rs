@@ -16,7 +16,7 @@
 
 use std::cell::Cell;
 
-use chrono::{Datelike, DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDateTime, TimeZone, Utc};
 
 use super::rules::ParserRules;
 use super::{LineParser, ParseOptions, SyslogRecord, line_str};
@@ -36,7 +36,7 @@ pub fn parse_syslog<'a>(
     line: &'a str,
     reference: DateTime<Utc>,
 ) -> Result<SyslogRecord<'a>, SkipReason> {
-    parse_syslog_in(line, reference, &local_to_utc)
+    parse_syslog_in(line, reference, &local_to_utc, true)
 }
 
 /// [`parse_syslog`] with the local zone given as a function (for tests).
@@ -44,6 +44,7 @@ pub(crate) fn parse_syslog_in<'a>(
     line: &'a str,
     reference: DateTime<Utc>,
     local: &dyn Fn(NaiveDateTime) -> Option<DateTime<Utc>>,
+    cache: bool,
 ) -> Result<SyslogRecord<'a>, SkipReason> {
     let mut rest = line;
     if rest.as_bytes().first() == Some(&b'<') {
@@ -64,11 +65,11 @@ pub(crate) fn parse_syslog_in<'a>(
     }
     let first = *rest.as_bytes().first().ok_or(SkipReason::Unparsable)?;
     let (time, after) = if first.is_ascii_digit() {
-        let (naive, offset, used) = parse_iso8601_prefix(rest).ok_or(SkipReason::BadTimestamp)?;
-        let time = to_utc(naive, offset, local).ok_or(SkipReason::BadTimestamp)?;
+        let (wall, offset, used) = parse_iso8601_prefix(rest).ok_or(SkipReason::BadTimestamp)?;
+        let time = wall.to_utc(offset, local).ok_or(SkipReason::BadTimestamp)?;
         (time, rest.get(used..).ok_or(SkipReason::Unparsable)?)
     } else if first.is_ascii_alphabetic() {
-        let (time, used) = parse_rfc3164_time(rest, reference, local)?;
+        let (time, used) = parse_rfc3164_time(rest, reference, local, cache)?;
         (time, rest.get(used..).ok_or(SkipReason::Unparsable)?)
     } else {
         return Err(SkipReason::Unparsable);
@@ -141,11 +142,11 @@ fn parse_rfc5424<'a>(
     if stamp == "-" {
         return Err(SkipReason::BadTimestamp);
     }
-    let (naive, offset, used) = parse_iso8601_prefix(stamp).ok_or(SkipReason::BadTimestamp)?;
+    let (wall, offset, used) = parse_iso8601_prefix(stamp).ok_or(SkipReason::BadTimestamp)?;
     if used != stamp.len() {
         return Err(SkipReason::BadTimestamp);
     }
-    let time = to_utc(naive, offset, local).ok_or(SkipReason::BadTimestamp)?;
+    let time = wall.to_utc(offset, local).ok_or(SkipReason::BadTimestamp)?;
     let (host, rest) = rest.split_once(' ').ok_or(SkipReason::Unparsable)?;
     let (app, rest) = rest.split_once(' ').ok_or(SkipReason::Unparsable)?;
     let (procid, rest) = rest.split_once(' ').ok_or(SkipReason::Unparsable)?;
@@ -205,6 +206,7 @@ fn parse_rfc3164_time(
     s: &str,
     reference: DateTime<Utc>,
     local: &dyn Fn(NaiveDateTime) -> Option<DateTime<Utc>>,
+    cache: bool,
 ) -> Result<(DateTime<Utc>, usize), SkipReason> {
     let b = s.as_bytes();
     let month = b
@@ -227,25 +229,39 @@ fn parse_rfc3164_time(
             return Err(SkipReason::BadTimestamp);
         }
     }
-    if i == start || b.get(i) != Some(&b' ') {
+    if i == start || b.get(i) != Some(&b' ') || day == 0 || day > 31 {
         return Err(SkipReason::BadTimestamp);
     }
     i += 1;
-    let (time, used) = parse_hms(b.get(i..).unwrap_or(&[])).ok_or(SkipReason::BadTimestamp)?;
-    let utc = rfc3164_to_utc(month, day, time, reference, local).ok_or(SkipReason::BadTimestamp)?;
+    let (clock, used) = parse_hms(b.get(i..).unwrap_or(&[])).ok_or(SkipReason::BadTimestamp)?;
+    let utc = rfc3164_to_utc(month, day, clock, reference, local, cache)
+        .ok_or(SkipReason::BadTimestamp)?;
     Ok((utc, i + used))
 }
 
-/// `HH:MM:SS[.frac]`; returns the time and the bytes used.
-fn parse_hms(b: &[u8]) -> Option<(NaiveTime, usize)> {
+/// A time of day: seconds since midnight and nanoseconds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Clock {
+    secs: u32,
+    nanos: u32,
+}
+
+/// `HH:MM:SS[.frac]`; returns the time of day and the bytes used.
+fn parse_hms(b: &[u8]) -> Option<(Clock, usize)> {
     let h = digits2(b, 0)?;
     let m = digits2(b, 3)?;
     let sec = digits2(b, 6)?;
-    if b.get(2) != Some(&b':') || b.get(5) != Some(&b':') {
+    if b.get(2) != Some(&b':') || b.get(5) != Some(&b':') || h > 23 || m > 59 || sec > 60 {
         return None;
     }
     let (nanos, used) = parse_fraction(b, 8);
-    Some((NaiveTime::from_hms_nano_opt(h, m, sec, nanos)?, used))
+    // A leap second is read as the last instant of its minute.
+    let (secs, nanos) = if sec == 60 {
+        (h * 3600 + m * 60 + 59, 999_999_999)
+    } else {
+        (h * 3600 + m * 60 + sec, nanos)
+    };
+    Some((Clock { secs, nanos }, used))
 }
 
 /// An optional `.ddd…` fraction at `i`: nanoseconds and the end index.
@@ -267,53 +283,130 @@ fn parse_fraction(b: &[u8], i: usize) -> (u32, usize) {
     (nanos, j)
 }
 
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
+/// `days_from_civil`). The date must be valid.
+pub(crate) fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(month);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Days in a month (0 for a month that is not 1 to 12).
+pub(crate) fn days_in_month(year: i64, month: u32) -> u32 {
+    match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        _ => 0,
+    }
+}
+
+/// A wall-clock time as seconds since the epoch as if it were UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Wall {
+    pub(crate) secs: i64,
+    pub(crate) nanos: u32,
+}
+
+impl Wall {
+    /// A valid date and time of day, or `None`.
+    pub(crate) fn new(
+        year: i64,
+        month: u32,
+        day: u32,
+        clock_secs: u32,
+        nanos: u32,
+    ) -> Option<Self> {
+        if day == 0 || day > days_in_month(year, month) || !(-9999..=9999).contains(&year) {
+            return None;
+        }
+        let secs = days_from_civil(year, month, day) * 86_400 + i64::from(clock_secs);
+        Some(Self { secs, nanos })
+    }
+
+    /// As a naive date-time (for zone lookups).
+    pub(crate) fn naive(self) -> Option<NaiveDateTime> {
+        DateTime::from_timestamp(self.secs, self.nanos).map(|t| t.naive_utc())
+    }
+
+    /// The instant: with an offset (seconds east of UTC), or in the local zone.
+    pub(crate) fn to_utc(
+        self,
+        offset: Option<i32>,
+        local: &dyn Fn(NaiveDateTime) -> Option<DateTime<Utc>>,
+    ) -> Option<DateTime<Utc>> {
+        match offset {
+            Some(off) => DateTime::from_timestamp(self.secs - i64::from(off), self.nanos),
+            None => local(self.naive()?),
+        }
+    }
+}
+
+/// How many lines a cached year choice or local offset serves before it is
+/// worked out again (so a changed `TZ` or `/etc/localtime` is noticed).
+const CACHE_USES: u32 = 100_000;
+
+thread_local! {
+    /// RFC 3164 year choice: (month/day/hour key, UTC seconds of that hour's
+    /// start in the chosen year, uses left).
+    static YEAR_CHOICE: Cell<(u32, i64, u32)> = const { Cell::new((u32::MAX, 0, 0)) };
+}
+
 /// Picks the year of a year-less local time: the latest year that puts it
-/// at or before `reference` plus one day.
-pub(crate) fn rfc3164_to_utc(
+/// at or before `reference` plus one day. With `cache`, the choice for the
+/// last month/day/hour seen is reused while it still holds.
+fn rfc3164_to_utc(
     month: u32,
     day: u32,
-    time: NaiveTime,
+    clock: Clock,
     reference: DateTime<Utc>,
     local: &dyn Fn(NaiveDateTime) -> Option<DateTime<Utc>>,
+    cache: bool,
 ) -> Option<DateTime<Utc>> {
-    let latest = reference.checked_add_signed(Duration::days(1))?;
-    // Zones are within ±1 day of UTC: a naive time more than two days past
-    // the reference is after it in every zone, so skip resolving it.
-    let cutoff = latest.naive_utc().checked_add_signed(Duration::days(1))?;
-    let ref_year = reference.year();
+    const DAY: i64 = 86_400;
+    let latest = reference.timestamp().checked_add(DAY)?;
+    let hour = clock.secs / 3600;
+    let within = i64::from(clock.secs % 3600);
+    let key = (month << 16) | (day << 8) | hour;
+    if cache {
+        let (k, base, uses) = YEAR_CHOICE.with(Cell::get);
+        let t = base + within;
+        // Still at or before `latest`, and the next year's date (at least
+        // 364 days later, whatever the zone does) still after it.
+        if k == key && uses > 0 && t <= latest && t + 364 * DAY > latest {
+            YEAR_CHOICE.with(|c| c.set((k, base, uses - 1)));
+            return DateTime::from_timestamp(t, clock.nanos);
+        }
+    }
+    let ref_year = i64::from(reference.year());
     for year in (ref_year - 7..=ref_year + 1).rev() {
-        let Some(date) = NaiveDate::from_ymd_opt(year, month, day) else {
+        let Some(wall) = Wall::new(year, month, day, clock.secs, clock.nanos) else {
             continue;
         };
-        let naive = date.and_time(time);
-        if naive > cutoff {
+        // Zones are within a day of UTC: skip what is after `latest` in all.
+        if wall.secs > latest + DAY {
             continue;
         }
-        let utc = local(naive)?;
-        if utc <= latest {
+        let utc = local(wall.naive()?)?;
+        if utc.timestamp() <= latest {
+            if cache {
+                YEAR_CHOICE.with(|c| c.set((key, utc.timestamp() - within, CACHE_USES)));
+            }
             return Some(utc);
         }
     }
     None
 }
 
-fn to_utc(
-    naive: NaiveDateTime,
-    offset_secs: Option<i32>,
-    local: &dyn Fn(NaiveDateTime) -> Option<DateTime<Utc>>,
-) -> Option<DateTime<Utc>> {
-    match offset_secs {
-        Some(off) => naive
-            .checked_sub_signed(Duration::seconds(i64::from(off)))
-            .map(|n| n.and_utc()),
-        None => local(naive),
-    }
-}
-
 /// Parses `YYYY-MM-DD[T ]HH:MM:SS[.frac][Z|±HH:MM|±HHMM|±HH]` at the start
 /// of `s`. Returns the wall-clock time, the offset in seconds east of UTC
 /// when one is given, and the bytes used.
-pub(crate) fn parse_iso8601_prefix(s: &str) -> Option<(NaiveDateTime, Option<i32>, usize)> {
+pub(crate) fn parse_iso8601_prefix(s: &str) -> Option<(Wall, Option<i32>, usize)> {
     let b = s.as_bytes();
     let year = digits4(b, 0)?;
     let month = digits2(b, 5)?;
@@ -324,10 +417,9 @@ pub(crate) fn parse_iso8601_prefix(s: &str) -> Option<(NaiveDateTime, Option<i32
     if !matches!(b.get(10), Some(b'T' | b't' | b' ')) {
         return None;
     }
-    let (time, mut i) = parse_hms(b.get(11..)?)?;
+    let (clock, mut i) = parse_hms(b.get(11..)?)?;
     i += 11;
-    let date = NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day)?;
-    let naive = date.and_time(time);
+    let wall = Wall::new(i64::from(year), month, day, clock.secs, clock.nanos)?;
     let offset = match b.get(i) {
         Some(b'Z' | b'z') => {
             i += 1;
@@ -351,7 +443,7 @@ pub(crate) fn parse_iso8601_prefix(s: &str) -> Option<(NaiveDateTime, Option<i32
         }
         _ => None,
     };
-    Some((naive, offset, i))
+    Some((wall, offset, i))
 }
 
 /// The month number of a three-letter English abbreviation (any case).
@@ -403,10 +495,6 @@ pub(crate) fn parse_u32(s: &str) -> Option<u32> {
     s.parse().ok()
 }
 
-/// How many conversions a cached local offset serves before it is looked up
-/// again (so a changed `TZ` or `/etc/localtime` is noticed eventually).
-const LOCAL_CACHE_USES: u32 = 100_000;
-
 thread_local! {
     /// (hour since the epoch of the wall-clock time, its UTC offset in
     /// seconds, uses left). Offsets change on hour boundaries in practice.
@@ -422,17 +510,23 @@ pub(crate) fn local_to_utc(naive: NaiveDateTime) -> Option<DateTime<Utc>> {
     let (cached_hour, offset, uses) = LOCAL_OFFSET.with(Cell::get);
     if cached_hour == hour && uses > 0 {
         LOCAL_OFFSET.with(|c| c.set((hour, offset, uses - 1)));
-        return DateTime::from_timestamp(wall - i64::from(offset), naive.and_utc().timestamp_subsec_nanos());
+        return DateTime::from_timestamp(
+            wall - i64::from(offset),
+            naive.and_utc().timestamp_subsec_nanos(),
+        );
     }
     let utc = resolve_in_zone(&chrono::Local, naive)?;
     let offset = i32::try_from(wall - utc.timestamp()).ok()?;
-    LOCAL_OFFSET.with(|c| c.set((hour, offset, LOCAL_CACHE_USES)));
+    LOCAL_OFFSET.with(|c| c.set((hour, offset, CACHE_USES)));
     Some(utc)
 }
 
 /// Converts a wall-clock time in `tz` to UTC (earlier instant when
 /// ambiguous, offset after the gap when in a gap).
-pub(crate) fn resolve_in_zone<Tz: TimeZone>(tz: &Tz, naive: NaiveDateTime) -> Option<DateTime<Utc>> {
+pub(crate) fn resolve_in_zone<Tz: TimeZone>(
+    tz: &Tz,
+    naive: NaiveDateTime,
+) -> Option<DateTime<Utc>> {
     if let Some(t) = tz.from_local_datetime(&naive).earliest() {
         return Some(t.with_timezone(&Utc));
     }
@@ -500,7 +594,7 @@ mod tests {
     }
 
     fn parse(line: &str) -> Result<SyslogRecord<'_>, SkipReason> {
-        parse_syslog_in(line, reference(), &utc)
+        parse_syslog_in(line, reference(), &utc, false)
     }
 
     #[test]
@@ -523,25 +617,26 @@ mod tests {
     #[test]
     fn rfc3164_year_rolls_back_after_new_year() {
         let jan: DateTime<Utc> = "2027-01-02T00:00:00Z".parse().unwrap();
-        let r = parse_syslog_in("Dec 31 23:59:59 h sshd: m", jan, &utc).unwrap();
+        let r = parse_syslog_in("Dec 31 23:59:59 h sshd: m", jan, &utc, false).unwrap();
         assert_eq!(r.time.to_rfc3339(), "2026-12-31T23:59:59+00:00");
         // A line up to a day ahead of the reference keeps the reference's year.
-        let r = parse_syslog_in("Nov 22 06:00:00 h sshd: m", reference(), &utc).unwrap();
+        let r = parse_syslog_in("Nov 22 06:00:00 h sshd: m", reference(), &utc, false).unwrap();
         assert_eq!(r.time.to_rfc3339(), "2026-11-22T06:00:00+00:00");
-        let r = parse_syslog_in("Nov 23 06:00:00 h sshd: m", reference(), &utc).unwrap();
+        let r = parse_syslog_in("Nov 23 06:00:00 h sshd: m", reference(), &utc, false).unwrap();
         assert_eq!(r.time.to_rfc3339(), "2025-11-23T06:00:00+00:00");
         // Just before midnight on New Year's Eve, a January line is next year.
         let eve: DateTime<Utc> = "2026-12-31T23:59:00Z".parse().unwrap();
-        let r = parse_syslog_in("Jan  1 00:00:10 h sshd: m", eve, &utc).unwrap();
+        let r = parse_syslog_in("Jan  1 00:00:10 h sshd: m", eve, &utc, false).unwrap();
         assert_eq!(r.time.to_rfc3339(), "2027-01-01T00:00:10+00:00");
         // February 29th goes back to the last leap year.
-        let r = parse_syslog_in("Feb 29 10:00:00 h sshd: m", reference(), &utc).unwrap();
+        let r = parse_syslog_in("Feb 29 10:00:00 h sshd: m", reference(), &utc, false).unwrap();
         assert_eq!(r.time.to_rfc3339(), "2024-02-29T10:00:00+00:00");
     }
 
     #[test]
     fn rfc3164_uses_the_local_zone() {
-        let r = parse_syslog_in("Nov 21 06:34:06 h sshd: m", reference(), &plus_one).unwrap();
+        let r =
+            parse_syslog_in("Nov 21 06:34:06 h sshd: m", reference(), &plus_one, false).unwrap();
         assert_eq!(r.time.to_rfc3339(), "2026-11-21T05:34:06+00:00");
     }
 
@@ -549,7 +644,10 @@ mod tests {
     fn iso8601_high_precision() {
         let r = parse("2026-11-21T06:34:06.123456+01:00 host sshd[123]: msg here").unwrap();
         assert_eq!(r.time.to_rfc3339(), "2026-11-21T05:34:06.123456+00:00");
-        assert_eq!((r.program, r.pid, r.message), ("sshd", Some(123), "msg here"));
+        assert_eq!(
+            (r.program, r.pid, r.message),
+            ("sshd", Some(123), "msg here")
+        );
         let r = parse("2026-11-21T06:34:06Z host sshd: m").unwrap();
         assert_eq!(r.time.to_rfc3339(), "2026-11-21T06:34:06+00:00");
         let r = parse("2026-11-21T06:34:06-0530 host sshd: m").unwrap();
@@ -560,7 +658,10 @@ mod tests {
     fn rfc5424_with_and_without_structured_data() {
         let r = parse("<38>1 2026-11-21T06:34:06.003Z host sshd 1234 - - Failed x").unwrap();
         assert_eq!(r.time.to_rfc3339(), "2026-11-21T06:34:06.003+00:00");
-        assert_eq!((r.host, r.program, r.pid, r.message), ("host", "sshd", Some(1234), "Failed x"));
+        assert_eq!(
+            (r.host, r.program, r.pid, r.message),
+            ("host", "sshd", Some(1234), "Failed x")
+        );
         let r = parse(
             r#"<38>1 2019-07-08T17:40:17.954167-04:00 h sshd 55555 - [timeQuality tzKnown="1"][x@1 t="[b\"r]"] Failed y"#,
         )
@@ -569,7 +670,10 @@ mod tests {
         assert_eq!(r.time.to_rfc3339(), "2019-07-08T21:40:17.954167+00:00");
         let r = parse("<38>1 2026-11-21T06:34:06Z - - - - -").unwrap();
         assert_eq!((r.host, r.program, r.pid, r.message), ("", "", None, ""));
-        assert_eq!(parse("<38>1 - h sshd 1 - - m"), Err(SkipReason::BadTimestamp));
+        assert_eq!(
+            parse("<38>1 - h sshd 1 - - m"),
+            Err(SkipReason::BadTimestamp)
+        );
     }
 
     #[test]
@@ -592,9 +696,18 @@ mod tests {
     fn rejects_what_is_not_syslog() {
         assert_eq!(parse(""), Err(SkipReason::Unparsable));
         assert_eq!(parse("hello world"), Err(SkipReason::Unparsable));
-        assert_eq!(parse("Nov 41 06:34:06 h p: m"), Err(SkipReason::BadTimestamp));
-        assert_eq!(parse("Nov 21 26:34:06 h p: m"), Err(SkipReason::BadTimestamp));
-        assert_eq!(parse("2026-13-01T00:00:00Z h p: m"), Err(SkipReason::BadTimestamp));
+        assert_eq!(
+            parse("Nov 41 06:34:06 h p: m"),
+            Err(SkipReason::BadTimestamp)
+        );
+        assert_eq!(
+            parse("Nov 21 26:34:06 h p: m"),
+            Err(SkipReason::BadTimestamp)
+        );
+        assert_eq!(
+            parse("2026-13-01T00:00:00Z h p: m"),
+            Err(SkipReason::BadTimestamp)
+        );
         assert_eq!(parse("Nov 21 06:34:06"), Err(SkipReason::Unparsable));
         assert_eq!(parse("<999999>x"), Err(SkipReason::Unparsable));
         assert_eq!(parse("{\"a\":1}"), Err(SkipReason::Unparsable));
@@ -602,7 +715,11 @@ mod tests {
 
     #[test]
     fn local_cache_agrees_with_chrono() {
-        for s in ["2026-03-29T02:30:00", "2026-10-25T02:30:00", "2026-11-21T06:34:06"] {
+        for s in [
+            "2026-03-29T02:30:00",
+            "2026-10-25T02:30:00",
+            "2026-11-21T06:34:06",
+        ] {
             let naive: NaiveDateTime = s.parse().unwrap();
             let direct = resolve_in_zone(&chrono::Local, naive);
             assert_eq!(local_to_utc(naive), direct);
