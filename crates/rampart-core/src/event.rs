@@ -154,9 +154,10 @@ pub struct Event {
     pub addr: Option<IpAddr>,
     /// Typed-by-name details.
     pub fields: Fields,
-    /// The raw line the event was parsed from, kept as evidence.
+    /// The raw line the event was parsed from, kept as evidence (shared:
+    /// every bucket that keeps it holds the same allocation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub raw: Option<String>,
+    pub raw: Option<Arc<str>>,
 }
 
 impl Event {

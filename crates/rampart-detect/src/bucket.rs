@@ -6,6 +6,7 @@
 //! elapsed time as zero.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -64,17 +65,22 @@ impl BucketKind {
 }
 
 /// The state one key has in one scenario.
+///
+/// An *episode* is a run of matching events without an idle gap longer
+/// than the kind's [`BucketKind::idle_after`]; `count`, `first_seen` and
+/// `first_line` describe the current episode, so evidence never mixes an
+/// attack with activity hours before it.
 #[derive(Debug, Clone)]
 pub struct Bucket {
     state: State,
-    /// Matching events since the bucket was (re)started.
+    /// Matching events in the current episode.
     pub count: u64,
-    /// Time of the first of them.
+    /// Time of the episode's first event.
     pub first_seen: DateTime<Utc>,
     /// Time of the newest event seen.
     pub last_seen: DateTime<Utc>,
-    /// The raw line of the first of them.
-    pub first_line: Option<String>,
+    /// The raw line of the episode's first event (shared with the event).
+    pub first_line: Option<Arc<str>>,
 }
 
 #[derive(Debug, Clone)]
@@ -92,7 +98,7 @@ enum State {
 
 impl Bucket {
     /// A fresh bucket for `kind`, started by an event at `at`.
-    pub fn new(kind: &BucketKind, at: DateTime<Utc>, first_line: Option<String>) -> Self {
+    pub fn new(kind: &BucketKind, at: DateTime<Utc>, first_line: Option<Arc<str>>) -> Self {
         let state = match kind {
             BucketKind::Window { threshold, .. } => State::Window(VecDeque::with_capacity(
                 usize::try_from(*threshold).unwrap_or(8).min(64),
@@ -111,8 +117,21 @@ impl Bucket {
     }
 
     /// Adds an event at `at` (with the distinct field's value for distinct
-    /// buckets). Returns true when the bucket overflows.
-    pub fn add(&mut self, kind: &BucketKind, at: DateTime<Utc>, value: Option<&str>) -> bool {
+    /// buckets, and its raw line). Returns true when the bucket overflows.
+    pub fn add(
+        &mut self,
+        kind: &BucketKind,
+        at: DateTime<Utc>,
+        value: Option<&str>,
+        line: Option<&Arc<str>>,
+    ) -> bool {
+        if self.count > 0 && at - self.last_seen > kind.idle_after() {
+            // A new episode: what came before it has all expired.
+            *self = Bucket::new(kind, at, line.cloned());
+        } else if self.count == 0 {
+            self.first_seen = at;
+            self.first_line = line.cloned();
+        }
         self.count += 1;
         if at > self.last_seen {
             self.last_seen = at;
@@ -166,6 +185,15 @@ impl Bucket {
         }
     }
 
+    /// For window buckets: how many events the window holds and the time
+    /// of the oldest.
+    pub fn window_span(&self) -> Option<(usize, DateTime<Utc>)> {
+        match &self.state {
+            State::Window(times) => times.iter().min().map(|oldest| (times.len(), *oldest)),
+            _ => None,
+        }
+    }
+
     /// The distinct values held (distinct buckets), a bounded sample.
     pub fn distinct_values(&self) -> Vec<String> {
         match &self.state {
@@ -207,10 +235,16 @@ mod tests {
             window: Duration::seconds(60),
         };
         let mut b = Bucket::new(&kind, t(0), None);
-        assert!(!b.add(&kind, t(0), None));
-        assert!(!b.add(&kind, t(50), None));
-        assert!(!b.add(&kind, t(100), None), "t0 slid out of the window");
-        assert!(b.add(&kind, t(101), None), "50, 100, 101 are within 60 s");
+        assert!(!b.add(&kind, t(0), None, None));
+        assert!(!b.add(&kind, t(50), None, None));
+        assert!(
+            !b.add(&kind, t(100), None, None),
+            "t0 slid out of the window"
+        );
+        assert!(
+            b.add(&kind, t(101), None, None),
+            "50, 100, 101 are within 60 s"
+        );
     }
 
     #[test]
@@ -220,8 +254,8 @@ mod tests {
             window: Duration::seconds(10),
         };
         let mut b = Bucket::new(&kind, t(100), None);
-        assert!(!b.add(&kind, t(100), None));
-        assert!(b.add(&kind, t(95), None));
+        assert!(!b.add(&kind, t(100), None, None));
+        assert!(b.add(&kind, t(95), None, None));
     }
 
     #[test]
@@ -231,11 +265,14 @@ mod tests {
             leak: Duration::seconds(10),
         };
         let mut b = Bucket::new(&kind, t(0), None);
-        assert!(!b.add(&kind, t(0), None));
-        assert!(!b.add(&kind, t(0), None));
-        assert!(!b.add(&kind, t(20), None), "two drained, level back to 1");
-        assert!(!b.add(&kind, t(20), None));
-        assert!(b.add(&kind, t(20), None));
+        assert!(!b.add(&kind, t(0), None, None));
+        assert!(!b.add(&kind, t(0), None, None));
+        assert!(
+            !b.add(&kind, t(20), None, None),
+            "two drained, level back to 1"
+        );
+        assert!(!b.add(&kind, t(20), None, None));
+        assert!(b.add(&kind, t(20), None, None));
     }
 
     #[test]
@@ -247,14 +284,14 @@ mod tests {
         };
         let mut b = Bucket::new(&kind, t(0), None);
         for _ in 0..10 {
-            assert!(!b.add(&kind, t(1), Some("root")));
+            assert!(!b.add(&kind, t(1), Some("root"), None));
         }
-        assert!(!b.add(&kind, t(2), Some("admin")));
+        assert!(!b.add(&kind, t(2), Some("admin"), None));
         assert!(
-            !b.add(&kind, t(2), None),
+            !b.add(&kind, t(2), None, None),
             "events without the field do not count"
         );
-        assert!(b.add(&kind, t(3), Some("oracle")));
+        assert!(b.add(&kind, t(3), Some("oracle"), None));
         assert_eq!(b.distinct_values().len(), 3);
     }
 
@@ -266,8 +303,8 @@ mod tests {
             field: "path".into(),
         };
         let mut b = Bucket::new(&kind, t(0), None);
-        assert!(!b.add(&kind, t(0), Some("/a")));
-        assert!(!b.add(&kind, t(30), Some("/b")));
-        assert!(b.add(&kind, t(31), Some("/c")));
+        assert!(!b.add(&kind, t(0), Some("/a"), None));
+        assert!(!b.add(&kind, t(30), Some("/b"), None));
+        assert!(b.add(&kind, t(31), Some("/c"), None));
     }
 }

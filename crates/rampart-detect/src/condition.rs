@@ -42,24 +42,47 @@ pub struct Condition {
     pub transforms: Vec<Transform>,
     /// The test.
     pub test: Test,
+    /// Where the transformed value is cached while one event is selected
+    /// (conditions with the same field and transforms share a slot).
+    pub slot: Option<usize>,
 }
 
 impl Condition {
     /// Whether `event` satisfies the condition.
     pub fn matches(&self, event: &Event) -> bool {
-        let value = event.field(&self.field);
+        match event.field(&self.field) {
+            None => self.test_value(None),
+            Some(v) => self.test_value(Some(&self.transform(v))),
+        }
+    }
+
+    /// Like [`matches`](Self::matches), with transformed values cached in
+    /// `slots` across the conditions tested for one event.
+    pub fn matches_cached(&self, event: &Event, slots: &mut [Option<Option<String>>]) -> bool {
+        let Some(cell) = self.slot.and_then(|i| slots.get_mut(i)) else {
+            return self.matches(event);
+        };
+        let cached = cell.get_or_insert_with(|| {
+            event
+                .field(&self.field)
+                .map(|v| self.transform(v).into_owned())
+        });
+        self.test_value(cached.as_deref())
+    }
+
+    /// The test on a (transformed) value; `None` when the field is missing.
+    fn test_value(&self, value: Option<&str>) -> bool {
         let value = match value {
-            None | Some(Cow::Borrowed("")) => {
+            None | Some("") => {
                 return matches!(self.test, Test::NotIn(_) | Test::NotRegex(_) | Test::Absent);
             }
             Some(v) => v,
         };
-        let value = self.transform(value);
         match &self.test {
-            Test::In(list) => list.iter().any(|x| *x == *value),
-            Test::NotIn(list) => !list.iter().any(|x| *x == *value),
-            Test::Regex(re) => re.is_match(&value),
-            Test::NotRegex(re) => !re.is_match(&value),
+            Test::In(list) => list.iter().any(|x| x == value),
+            Test::NotIn(list) => !list.iter().any(|x| x == value),
+            Test::Regex(re) => re.is_match(value),
+            Test::NotRegex(re) => !re.is_match(value),
             Test::Range(min, max) => value
                 .trim()
                 .parse::<f64>()

@@ -1,14 +1,14 @@
 //! The engine: every scenario's buckets, fed one event at a time.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 use rampart_core::{Event, EventKind, Evidence, Finding, Subject, key_prefix};
+use rustc_hash::FxHashMap;
 
 use crate::bucket::{Bucket, BucketKind};
-use crate::rules::{Ruleset, Scenario};
+use crate::rules::{Ruleset, Scenario, Selection};
 
 /// How many events pass between sweeps of idle buckets.
 const SWEEP_EVERY: u64 = 16_384;
@@ -19,17 +19,16 @@ pub const MAX_KEYS_PER_SCENARIO: usize = 200_000;
 
 struct ScenarioState {
     scenario: Arc<Scenario>,
-    buckets: HashMap<IpNet, Bucket>,
+    buckets: FxHashMap<IpNet, Bucket>,
     /// Keys that overflowed recently, ignored until the time given.
-    blackholed: HashMap<IpNet, DateTime<Utc>>,
+    blackholed: FxHashMap<IpNet, DateTime<Utc>>,
 }
 
 /// Runs scenarios over events. Deterministic: the same events in the same
 /// order give the same findings.
 pub struct Engine {
+    rules: Ruleset,
     states: Vec<ScenarioState>,
-    /// Scenario indexes by event kind.
-    by_kind: Vec<Vec<usize>>,
     seen: u64,
     newest: Option<DateTime<Utc>>,
     evicted: u64,
@@ -38,25 +37,18 @@ pub struct Engine {
 impl Engine {
     /// An engine with empty buckets for every scenario of `rules`.
     pub fn new(rules: &Ruleset) -> Self {
-        let mut by_kind = vec![Vec::new(); EventKind::ALL.len()];
         let states = rules
             .scenarios
             .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                for kind in &s.kinds {
-                    by_kind[kind_index(*kind)].push(i);
-                }
-                ScenarioState {
-                    scenario: Arc::clone(s),
-                    buckets: HashMap::new(),
-                    blackholed: HashMap::new(),
-                }
+            .map(|s| ScenarioState {
+                scenario: Arc::clone(s),
+                buckets: FxHashMap::default(),
+                blackholed: FxHashMap::default(),
             })
             .collect();
         Self {
+            rules: rules.clone(),
             states,
-            by_kind,
             seen: 0,
             newest: None,
             evicted: 0,
@@ -65,11 +57,23 @@ impl Engine {
 
     /// Whether any scenario looks at events of `kind`.
     pub fn wants(&self, kind: EventKind) -> bool {
-        !self.by_kind[kind_index(kind)].is_empty()
+        !self.rules.for_kind(kind).is_empty()
     }
 
     /// Feeds one event; findings it completes are appended to `out`.
     pub fn process(&mut self, event: &Event, out: &mut Vec<Finding>) {
+        let selection = self.rules.select(event);
+        self.process_selected(event, selection, out);
+    }
+
+    /// Feeds one event whose [`Selection`] was computed already (by
+    /// [`Ruleset::select`] on the same rules, possibly on another thread).
+    pub fn process_selected(
+        &mut self,
+        event: &Event,
+        selection: Selection,
+        out: &mut Vec<Finding>,
+    ) {
         self.seen += 1;
         if self.newest.is_none_or(|n| event.time > n) {
             self.newest = Some(event.time);
@@ -78,12 +82,17 @@ impl Engine {
             self.sweep();
         }
         let Some(addr) = event.addr else { return };
-        for &i in &self.by_kind[kind_index(event.kind)] {
-            let state = &mut self.states[i];
-            let scenario = &state.scenario;
-            if !scenario.conditions.iter().all(|c| c.matches(event)) {
+        for &i in self.rules.for_kind(event.kind) {
+            let selected = if i < Selection::CAPACITY {
+                selection.contains(i)
+            } else {
+                self.states[i].scenario.selects(event)
+            };
+            if !selected {
                 continue;
             }
+            let state = &mut self.states[i];
+            let scenario = &state.scenario;
             let key = key_prefix(addr, scenario.key.v4_len, scenario.key.v6_len);
             if let Some(until) = state.blackholed.get(&key) {
                 if event.time < *until {
@@ -98,8 +107,13 @@ impl Engine {
             let bucket = state
                 .buckets
                 .entry(key)
-                .or_insert_with(|| Bucket::new(&scenario.bucket, event.time, event.raw.clone()));
-            if !bucket.add(&scenario.bucket, event.time, value.as_deref()) {
+                .or_insert_with(|| Bucket::new(&scenario.bucket, event.time, None));
+            if !bucket.add(
+                &scenario.bucket,
+                event.time,
+                value.as_deref(),
+                event.raw.as_ref(),
+            ) {
                 continue;
             }
             let Some(bucket) = state.buckets.remove(&key) else {
@@ -146,10 +160,6 @@ impl Engine {
     }
 }
 
-fn kind_index(kind: EventKind) -> usize {
-    EventKind::ALL.iter().position(|k| *k == kind).unwrap_or(0)
-}
-
 fn finding(scenario: &Scenario, key: IpNet, bucket: &Bucket, event: &Event) -> Finding {
     let span = bucket.last_seen - bucket.first_seen;
     let what = scenario
@@ -178,14 +188,26 @@ fn finding(scenario: &Scenario, key: IpNet, bucket: &Bucket, event: &Event) -> F
         BucketKind::Trigger => "a single match".to_owned(),
     };
     let distinct = bucket.distinct_values();
-    let counted = if distinct.is_empty() {
-        format!("{} {what}", bucket.count)
-    } else {
-        format!(
-            "{} {what} with {} distinct values",
+    let counted = match bucket.window_span() {
+        // The window's own count and span; the episode may be longer.
+        Some((n, oldest)) => {
+            let mut text = format!("{n} {what} within {}", human(event.time - oldest));
+            if bucket.count > n as u64 {
+                text.push_str(&format!(
+                    ", {} since {}",
+                    bucket.count,
+                    bucket.first_seen.format("%Y-%m-%dT%H:%M:%SZ")
+                ));
+            }
+            text
+        }
+        None if distinct.is_empty() => format!("{} {what} in {}", bucket.count, human(span)),
+        None => format!(
+            "{} {what} with {} distinct values in {}",
             bucket.count,
-            distinct.len()
-        )
+            distinct.len(),
+            human(span)
+        ),
     };
     Finding {
         time: event.time,
@@ -197,10 +219,10 @@ fn finding(scenario: &Scenario, key: IpNet, bucket: &Bucket, event: &Event) -> F
             count: bucket.count,
             first_seen: Some(bucket.first_seen),
             last_seen: Some(event.time),
-            first_line: bucket.first_line.clone(),
-            last_line: event.raw.clone(),
+            first_line: bucket.first_line.as_deref().map(str::to_owned),
+            last_line: event.raw.as_deref().map(str::to_owned),
             distinct,
-            summary: format!("{counted} in {} ({rule})", human(span)),
+            summary: format!("{counted} ({rule})"),
         },
     }
 }

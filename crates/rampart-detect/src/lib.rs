@@ -19,4 +19,4 @@ pub mod rules;
 pub use engine::Engine;
 pub use pipeline::Detector;
 pub use policy::{Outcome, Policy};
-pub use rules::{Ruleset, Scenario};
+pub use rules::{Ruleset, Scenario, Selection};

@@ -43,6 +43,24 @@ impl Detector {
     /// event's own time (a replay).
     pub fn handle(&mut self, event: &Event, now: Option<DateTime<Utc>>, out: &mut Vec<Outcome>) {
         self.engine.process(event, &mut self.findings);
+        self.decide(event, now, out);
+    }
+
+    /// [`handle`](Self::handle) for an event whose selection was computed
+    /// already with [`crate::Ruleset::select`] (on a parser thread).
+    pub fn handle_selected(
+        &mut self,
+        event: &Event,
+        selection: crate::rules::Selection,
+        now: Option<DateTime<Utc>>,
+        out: &mut Vec<Outcome>,
+    ) {
+        self.engine
+            .process_selected(event, selection, &mut self.findings);
+        self.decide(event, now, out);
+    }
+
+    fn decide(&mut self, event: &Event, now: Option<DateTime<Utc>>, out: &mut Vec<Outcome>) {
         // Bans fed back may complete further findings (recidive); bounded
         // because each scenario blackholes the key it fired for.
         let mut rounds = 0;
@@ -61,7 +79,7 @@ impl Detector {
                         Some(d.target.addr()),
                     );
                     ban.fields.set("scenario", d.origin.name().to_owned());
-                    ban.raw = Some(d.reason.clone());
+                    ban.raw = Some(Arc::from(d.reason.as_str()));
                     self.engine.process(&ban, &mut self.findings);
                 }
                 out.push(outcome);

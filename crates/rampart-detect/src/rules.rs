@@ -79,6 +79,38 @@ impl Scenario {
 pub struct Ruleset {
     /// In load order (files in the order given, scenarios in file order).
     pub scenarios: Vec<Arc<Scenario>>,
+    /// Scenario indexes by event kind (indexed like `EventKind::ALL`).
+    by_kind: Vec<Vec<usize>>,
+}
+
+/// Which scenarios an event is selected by: bit `i` for scenario `i`.
+/// Computed by [`Ruleset::select`], which is pure and can run on any
+/// thread; the engine then only updates buckets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Selection(u128);
+
+impl Selection {
+    /// Most scenarios a selection covers; later ones are selected by the
+    /// engine itself.
+    pub const CAPACITY: usize = 128;
+
+    /// Whether scenario `i` selected the event.
+    pub fn contains(self, i: usize) -> bool {
+        i < Self::CAPACITY && self.0 & (1u128 << i) != 0
+    }
+
+    /// Whether no scenario did.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+/// Distinct (field, transforms) pairs whose values are cached per event.
+const SLOTS: usize = 8;
+
+/// The index of `kind` in `EventKind::ALL`.
+pub(crate) fn kind_index(kind: EventKind) -> usize {
+    EventKind::ALL.iter().position(|k| *k == kind).unwrap_or(0)
 }
 
 #[derive(Debug, Deserialize)]
@@ -216,10 +248,80 @@ impl Ruleset {
             }
         }
         if errors.is_empty() {
-            Ok(Self { scenarios })
+            Ok(Self::index(scenarios))
         } else {
             Err(RuleErrors(errors))
         }
+    }
+
+    /// Builds the kind index and gives conditions that transform the same
+    /// field the same way one cache slot.
+    fn index(mut scenarios: Vec<Arc<Scenario>>) -> Self {
+        let mut slots: Vec<(String, Vec<Transform>)> = Vec::new();
+        for scenario in &mut scenarios {
+            let scenario = Arc::make_mut(scenario);
+            for c in &mut scenario.conditions {
+                if c.transforms.is_empty() {
+                    continue;
+                }
+                let key = (c.field.clone(), c.transforms.clone());
+                let slot = slots.iter().position(|k| *k == key).unwrap_or_else(|| {
+                    slots.push(key);
+                    slots.len() - 1
+                });
+                // Past the cache's size a condition transforms for itself.
+                c.slot = (slot < SLOTS).then_some(slot);
+            }
+        }
+        let mut by_kind = vec![Vec::new(); EventKind::ALL.len()];
+        for (i, s) in scenarios.iter().enumerate() {
+            for kind in &s.kinds {
+                by_kind[kind_index(*kind)].push(i);
+            }
+        }
+        Self { scenarios, by_kind }
+    }
+
+    /// A copy for another thread: compiled regexes are shared, but each
+    /// gets its own match-cache pool, so threads selecting at the same time
+    /// never wait on each other.
+    pub fn for_thread(&self) -> Self {
+        Self {
+            scenarios: self
+                .scenarios
+                .iter()
+                .map(|s| Arc::new((**s).clone()))
+                .collect(),
+            by_kind: self.by_kind.clone(),
+        }
+    }
+
+    /// Scenario indexes that look at events of `kind`.
+    pub fn for_kind(&self, kind: EventKind) -> &[usize] {
+        self.by_kind
+            .get(kind_index(kind))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The scenarios (among the first [`Selection::CAPACITY`]) whose kinds
+    /// and conditions `event` satisfies. Pure: safe to call from parser
+    /// threads while the engine runs elsewhere.
+    pub fn select(&self, event: &rampart_core::Event) -> Selection {
+        let mut bits = 0u128;
+        let mut slots: [Option<Option<String>>; SLOTS] = Default::default();
+        for &i in self.for_kind(event.kind) {
+            if i >= Selection::CAPACITY {
+                break;
+            }
+            if self.scenarios[i]
+                .conditions
+                .iter()
+                .all(|c| c.matches_cached(event, &mut slots))
+            {
+                bits |= 1u128 << i;
+            }
+        }
+        Selection(bits)
     }
 
     /// The scenario called `name`.
@@ -431,6 +533,7 @@ fn compile_condition(c: ConditionSpec) -> Result<Condition, String> {
         field: c.field,
         transforms,
         test: tests.remove(0),
+        slot: None,
     })
 }
 

@@ -41,7 +41,7 @@ fn event(kind: EventKind, ip: &str, at: DateTime<Utc>, fields: &[(&'static str, 
     for (k, v) in fields {
         ev.fields.set(*k, (*v).to_owned());
     }
-    ev.raw = Some(format!("{kind} from {ip}"));
+    ev.raw = Some(Arc::from(format!("{kind} from {ip}")));
     ev
 }
 

@@ -206,7 +206,10 @@ fn no_parser_panics_on_garbage() {
                     if let Ok(event) =
                         parse_program_message(&rules, &opts, reference, program, text)
                     {
-                        assert_eq!(event.raw, Some(format!("{program}: {text}")));
+                        assert_eq!(
+                            event.raw.as_deref(),
+                            Some(format!("{program}: {text}").as_str())
+                        );
                     }
                 }
             }

@@ -12,6 +12,10 @@
 //! protocol and the request as logged in the `request` field: scanners send
 //! them.
 
+/// `" ["`, the opening of the time field, searched once per line.
+static TIME_OPEN: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b" ["));
+
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -97,7 +101,7 @@ fn parse_after_client<'a>(
     let (user, time, rest) = loop {
         let Some(at) = rest
             .get(search..)
-            .and_then(|r| memchr::memmem::find(r.as_bytes(), b" ["))
+            .and_then(|r| TIME_OPEN.find(r.as_bytes()))
             .map(|i| i + search)
         else {
             return Err(if tried {

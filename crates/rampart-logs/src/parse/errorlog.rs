@@ -12,6 +12,10 @@
 //!
 //! Both write local time without a zone: it is read in the host's zone.
 
+/// `", client: "`, searched once per nginx error line.
+static CLIENT: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b", client: "));
+
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
@@ -102,7 +106,7 @@ fn parse_nginx_error_in<'a>(
         Some((cid, after)) if !cid.is_empty() && cid.bytes().all(|c| c.is_ascii_digit()) => after,
         _ => rest,
     };
-    let client = memchr::memmem::find(rest.as_bytes(), b", client: ").and_then(|i| {
+    let client = CLIENT.find(rest.as_bytes()).and_then(|i| {
         let after = rest.get(i + ", client: ".len()..)?;
         Some(after.split_once(',').map_or(after, |(c, _)| c))
     });

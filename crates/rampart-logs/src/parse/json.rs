@@ -152,7 +152,7 @@ impl JsonParser {
             }
         }
         if self.opts.keep_raw {
-            event.raw = Some(text.to_owned());
+            event.raw = Some(std::sync::Arc::from(text));
         }
         Ok(event)
     }

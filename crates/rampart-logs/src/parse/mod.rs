@@ -90,10 +90,10 @@ pub fn build_parser(
             if !rules.has_syslog_parsers() {
                 return Err("the parser rules have no syslog parser for format sshd".to_owned());
             }
-            Ok(Box::new(syslog::SshdParser::new(rules.clone(), opts)))
+            Ok(Box::new(syslog::SshdParser::new(rules.for_thread(), opts)))
         }
         LogFormat::Nginx | LogFormat::Apache => Ok(Box::new(WebParser {
-            rules: rules.clone(),
+            rules: rules.for_thread(),
             opts,
         })),
         LogFormat::Json => {
@@ -118,7 +118,7 @@ pub fn parse_program_message(
 ) -> Result<Event, SkipReason> {
     let mut event = program_event(rules, opts, time, program, message)?;
     if opts.keep_raw {
-        event.raw = Some(format!("{program}: {message}"));
+        event.raw = Some(Arc::from(format!("{program}: {message}")));
     }
     Ok(event)
 }
@@ -157,7 +157,7 @@ impl LineParser for WebParser {
             access::access_event(&self.opts, &record)
         };
         if self.opts.keep_raw {
-            event.raw = Some(text.to_owned());
+            event.raw = Some(Arc::from(text));
         }
         Ok(event)
     }
@@ -198,7 +198,12 @@ mod tests {
         assert_eq!(ev.kind, rampart_core::EventKind::AuthFailure);
         assert_eq!(ev.time, time);
         assert_eq!(ev.fields.get("user"), Some("bob"));
-        assert!(ev.raw.unwrap().starts_with("sshd-session: Failed"));
+        assert!(
+            ev.raw
+                .as_deref()
+                .unwrap()
+                .starts_with("sshd-session: Failed")
+        );
         let skip = parse_program_message(
             &rules,
             &opts(false),

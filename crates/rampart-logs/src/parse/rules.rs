@@ -52,7 +52,7 @@ pub struct ParserRules {
     inner: Arc<RulesInner>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 struct RulesInner {
     parsers: Vec<CompiledParser>,
     /// Syslog program → its parsers, in load order.
@@ -82,7 +82,7 @@ impl AppliesTo {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct CompiledParser {
     applies_to: AppliesTo,
     /// Apache modules this parser is limited to (empty: all).
@@ -92,7 +92,7 @@ struct CompiledParser {
     set: Option<RegexSet>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct CompiledPattern {
     kind: EventKind,
     regex: Regex,
@@ -357,6 +357,15 @@ impl ParserRules {
             return Err(RuleErrors(errors));
         }
         Ok(Self::index(parsers, program_lists))
+    }
+
+    /// A copy for another thread: the compiled programs are shared, but
+    /// each regex gets its own match-cache pool, so threads parsing at the
+    /// same time never wait on each other's caches.
+    pub fn for_thread(&self) -> ParserRules {
+        ParserRules {
+            inner: Arc::new((*self.inner).clone()),
+        }
     }
 
     /// The parser rules shipped with rampart (`rules/parsers/*.toml`, built

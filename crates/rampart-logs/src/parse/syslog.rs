@@ -570,7 +570,7 @@ impl LineParser for SshdParser {
             self.reference = record.time;
         }
         if self.opts.keep_raw {
-            event.raw = Some(text.to_owned());
+            event.raw = Some(std::sync::Arc::from(text));
         }
         Ok(event)
     }
