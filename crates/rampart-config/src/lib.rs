@@ -86,15 +86,7 @@ impl Config {
     }
 }
 
-/// The 1-based line holding byte `offset` of `text`.
-pub fn line_of(text: &str, offset: usize) -> usize {
-    let end = offset.min(text.len());
-    text.as_bytes()[..end]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
-}
+pub use rampart_core::line_of;
 
 #[cfg(test)]
 mod tests;
