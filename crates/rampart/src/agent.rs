@@ -583,7 +583,7 @@ async fn record(store: &dyn Store, outcome: Outcome, metrics: &Metrics) {
                 ip = %rampart_core::addr::display_net(&decision.target),
                 action = decision.action.as_str(),
                 scenario = %scenario,
-                until = ?decision.until,
+                until = %decision.until.map(|u| u.to_rfc3339()).unwrap_or_else(|| "-".to_owned()),
                 dry_run = decision.dry_run,
                 reason = %decision.reason,
                 "decision"
