@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use ipnet::IpNet;
-use rampart_core::{Event, EventKind, Evidence, Finding, Subject, key_prefix};
+use rampart_core::{Event, Evidence, Finding, Subject, key_prefix};
 use rustc_hash::FxHashMap;
 
 use crate::bucket::{Bucket, BucketKind};
@@ -53,11 +53,6 @@ impl Engine {
             newest: None,
             evicted: 0,
         }
-    }
-
-    /// Whether any scenario looks at events of `kind`.
-    pub fn wants(&self, kind: EventKind) -> bool {
-        !self.rules.for_kind(kind).is_empty()
     }
 
     /// Feeds one event; findings it completes are appended to `out`.
@@ -147,11 +142,6 @@ impl Engine {
                 }
             }
         }
-    }
-
-    /// Keys currently tracked, over all scenarios.
-    pub fn tracked_keys(&self) -> usize {
-        self.states.iter().map(|s| s.buckets.len()).sum()
     }
 
     /// Keys forgotten because a scenario hit [`MAX_KEYS_PER_SCENARIO`].

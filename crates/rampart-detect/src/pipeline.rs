@@ -91,9 +91,4 @@ impl Detector {
     pub fn policy_mut(&mut self) -> &mut Policy {
         &mut self.policy
     }
-
-    /// The engine.
-    pub fn engine(&self) -> &Engine {
-        &self.engine
-    }
 }

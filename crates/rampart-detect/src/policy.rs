@@ -96,11 +96,6 @@ impl Policy {
             .reduce(|a, b| (a.0.max(b.0), a.1.max(b.1)))
     }
 
-    /// The whitelist in force.
-    pub fn whitelist(&self) -> &Whitelist {
-        &self.whitelist
-    }
-
     /// Decides on `finding` at time `now` (the event time in a replay, the
     /// wall clock in a running agent).
     pub fn decide(&mut self, finding: Finding, now: DateTime<Utc>) -> Outcome {

@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 use rampart_act::Firewall;
 use rampart_config::{Config, SourceConfig, SourceType};
-use rampart_core::{Action, Decision, Event, Level, Whitelist, parse_net};
+use rampart_core::{Action, Decision, Event, Level, Origin, Whitelist, parse_net};
 use rampart_detect::{Detector, Outcome, Policy};
 use rampart_logs::parse::{
     LineParser, ParseOptions, ParserRules, build_parser, parse_program_message,
@@ -33,7 +33,7 @@ use rampart_logs::tail::{FilePosition, TailOptions, Tailer};
 use rampart_store::{ChangeKind, DecisionQuery, Position, Store};
 use tokio::sync::mpsc;
 
-use crate::metrics::{DecisionLabel, Metrics, OpLabel, ScenarioLabel, SourceLabel};
+use crate::metrics::{DecisionLabel, Metrics, OpLabel, ScenarioLabel};
 use crate::rules::{self, Rules};
 use crate::stream::{ClockGuard, LineCounts};
 
@@ -349,12 +349,7 @@ impl TailThread {
                         tracing::warn!(path = %self.path.display(), error = %e, "cannot read log file");
                     }
                     last_error = Some(text);
-                    self.metrics
-                        .source_errors
-                        .get_or_create(&SourceLabel {
-                            source: self.source.to_string(),
-                        })
-                        .inc();
+                    self.metrics.source_error(&self.source);
                     true
                 }
             };
@@ -459,12 +454,7 @@ impl JournalThread {
     }
 
     fn count_error(&self) {
-        self.metrics
-            .source_errors
-            .get_or_create(&SourceLabel {
-                source: self.source.to_string(),
-            })
-            .inc();
+        self.metrics.source_error(&self.source);
     }
 
     fn deliver(&mut self, lines: Vec<Vec<u8>>) -> bool {
@@ -672,8 +662,6 @@ async fn follow(
     }
 }
 
-use rampart_core::Origin;
-
 /// Firewall operations waiting to be carried out, retried until they succeed.
 struct Enforcer {
     firewall: Arc<dyn Firewall>,
@@ -747,28 +735,22 @@ impl Enforcer {
             backend: self.firewall.name().to_owned(),
             op: op.to_owned(),
         };
-        match result {
+        let error = match result {
             Ok(Ok(())) => {
                 self.metrics
                     .firewall_ops
                     .get_or_create(&label)
                     .inc_by(n as u64);
                 self.failures = 0;
-                true
+                return true;
             }
-            Ok(Err(e)) => {
-                self.failures += 1;
-                self.metrics.firewall_failures.get_or_create(&label).inc();
-                tracing::error!(error = %e, op, elements = n, attempt = self.failures, "firewall operation failed; will retry");
-                false
-            }
-            Err(e) => {
-                self.failures += 1;
-                self.metrics.firewall_failures.get_or_create(&label).inc();
-                tracing::error!(error = %e, op, "firewall task failed; will retry");
-                false
-            }
-        }
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => format!("firewall task failed: {e}"),
+        };
+        self.failures += 1;
+        self.metrics.firewall_failures.get_or_create(&label).inc();
+        tracing::error!(%error, op, elements = n, attempt = self.failures, "firewall operation failed; will retry");
+        false
     }
 
     async fn refresh_gauge(&self) {

@@ -128,6 +128,15 @@ impl Metrics {
         }
     }
 
+    /// Counts one read error of `source`.
+    pub fn source_error(&self, source: &str) {
+        self.source_errors
+            .get_or_create(&SourceLabel {
+                source: source.to_owned(),
+            })
+            .inc();
+    }
+
     /// The text exposition format.
     pub fn encode(&self) -> String {
         let mut out = String::new();

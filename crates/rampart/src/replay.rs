@@ -388,7 +388,7 @@ fn parse_chunk(
         lines: chunk.too_long,
         ..LineCounts::default()
     };
-    counts.skipped[skip_index(rampart_logs::SkipReason::TooLong)] = chunk.too_long;
+    counts.skip_n(rampart_logs::SkipReason::TooLong, chunk.too_long);
     let mut skipped = Vec::new();
     let mut line_no = chunk.first_line;
     let data = chunk.data.strip_suffix(b"\n").unwrap_or(&chunk.data);
@@ -426,13 +426,6 @@ fn parse_chunk(
         counts,
         bytes: chunk.data.len() as u64,
     }
-}
-
-fn skip_index(reason: rampart_logs::SkipReason) -> usize {
-    rampart_logs::SkipReason::ALL
-        .iter()
-        .position(|r| *r == reason)
-        .unwrap_or(0)
 }
 
 fn print_events(out: &mut impl Write, parsed: &Parsed, json: bool) -> std::io::Result<()> {

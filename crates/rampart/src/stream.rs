@@ -20,8 +20,13 @@ pub struct LineCounts {
 impl LineCounts {
     /// Counts one skipped line.
     pub fn skip(&mut self, reason: SkipReason) {
+        self.skip_n(reason, 1);
+    }
+
+    /// Counts `n` lines skipped for the same reason.
+    pub fn skip_n(&mut self, reason: SkipReason, n: u64) {
         if let Some(i) = SkipReason::ALL.iter().position(|r| *r == reason) {
-            self.skipped[i] += 1;
+            self.skipped[i] += n;
         }
     }
 

@@ -14,6 +14,21 @@ fn rampart() -> Command {
     Command::new(env!("CARGO_BIN_EXE_rampart"))
 }
 
+/// Runs `rampart decisions --database DB ARGS…`, which must succeed; its stdout.
+fn decisions_cli(db: &str, args: &[&str]) -> String {
+    let out = rampart()
+        .args(["decisions", "--database", db])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// A running agent, stopped with SIGTERM (and killed if need be) on drop.
 struct Agent(Child);
 
@@ -240,24 +255,16 @@ fn agent_bans_from_a_live_log_resumes_after_restart_and_follows_rotation() {
     assert_eq!(metric(s.metrics_port, "rampart_decisions_total"), 1.0);
 
     // An operator's ban and unban through the CLI.
-    let out = rampart()
-        .args([
-            "decisions",
-            "--database",
-            &s.db,
+    decisions_cli(
+        &s.db,
+        &[
             "ban",
             "198.51.100.9",
             "--for",
             "2h",
             "--reason",
             "seen in IDS",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
     let refused = rampart()
         .args(["decisions", "--database", &s.db, "ban", "127.0.0.1"])
@@ -387,23 +394,7 @@ fn agent_enforces_bans_in_nftables_and_lifts_them() {
         ns.0
     ));
     // A ban decided before the agent starts is restored into the kernel at start.
-    let out = rampart()
-        .args([
-            "decisions",
-            "--database",
-            &s.db,
-            "ban",
-            "2001:db8:5::/64",
-            "--for",
-            "1h",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    decisions_cli(&s.db, &["ban", "2001:db8:5::/64", "--for", "1h"]);
     let agent = Agent::start(&s.config);
     let set6 = || nft_in(&ns.0, &["list", "set", "inet", "rampart_e2e", "banned6"]);
     let set4 = || nft_in(&ns.0, &["list", "set", "inet", "rampart_e2e", "banned4"]);
@@ -426,36 +417,16 @@ fn agent_enforces_bans_in_nftables_and_lifts_them() {
         "{rules}"
     );
 
-    let out = rampart()
-        .args(["decisions", "--database", &s.db, "unban", "203.0.113.50"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    decisions_cli(&s.db, &["unban", "203.0.113.50"]);
     eventually(10, "203.0.113.50 lifted from nftables", || {
         !set4().contains("203.0.113.50")
     });
 
-    let out = rampart()
-        .args([
-            "decisions",
-            "--database",
-            &s.db,
-            "ban",
-            "192.0.2.77",
-            "--for",
-            "30m",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    decisions_cli(&s.db, &["ban", "192.0.2.77", "--for", "30m"]);
     eventually(10, "operator ban in nftables", || {
         set4().contains("192.0.2.77")
     });
-    let out = rampart()
-        .args(["decisions", "--database", &s.db, "unban", "--all"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    decisions_cli(&s.db, &["unban", "--all"]);
     eventually(10, "every ban lifted", || {
         !set4().contains("192.0.2.77") && !set6().contains("2001:db8:5::")
     });
