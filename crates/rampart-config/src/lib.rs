@@ -6,11 +6,15 @@
 //! find rather than the first. The doc comment of each field is its user
 //! documentation (`docs/configuration.md` is kept in step with it).
 
+mod gateway;
+mod http_detect;
 mod interpolate;
 mod types;
 
 use std::path::{Path, PathBuf};
 
+pub use gateway::*;
+pub use http_detect::*;
 pub use interpolate::interpolate;
 pub use types::*;
 

@@ -26,6 +26,8 @@ pub struct Config {
     pub firewall: FirewallConfig,
     /// The Prometheus endpoint.
     pub metrics: MetricsConfig,
+    /// The inline HTTP gateway (`rampart gateway`).
+    pub gateway: crate::GatewayConfig,
 }
 
 /// This node's identity.
@@ -391,6 +393,7 @@ impl Config {
                 self.store.url
             ));
         }
+        problems.extend(self.gateway.validate());
         problems
     }
 }

@@ -1,0 +1,1 @@
+//! rampart's inline HTTP gateway.
