@@ -22,7 +22,8 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use crate::{
-    Change, ChangeKind, DecisionQuery, Position, Store, StoreError, StoredDecision, StoredFinding,
+    Change, ChangeKind, DecisionQuery, Position, Prediction, RequestRecord, Store, StoreError,
+    StoredDecision, StoredFinding,
 };
 
 /// How long a statement waits for another connection's (or process's) lock.
@@ -376,8 +377,97 @@ impl Store for SqliteStore {
             })
             .collect()
     }
+
+    async fn insert_requests(&self, records: &[RequestRecord]) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        {
+            // 16 columns a row; SQLite takes up to 32766 bound values a statement.
+            for chunk in records.chunks(REQUEST_ROWS_PER_STATEMENT) {
+                let mut sql = QueryBuilder::<Sqlite>::new(
+                    "INSERT INTO request_log (time, gateway, request_id, client, method, path, \
+                     user_agent, status, request_bytes, response_bytes, latency_ms, score, \
+                     prediction, blocked, reason, backend) ",
+                );
+                sql.push_values(chunk, |mut row, r| {
+                    row.push_bind(to_ms(r.time))
+                        .push_bind(&r.gateway)
+                        .push_bind(&r.request_id)
+                        .push_bind(r.client.to_string())
+                        .push_bind(&r.method)
+                        .push_bind(&r.path)
+                        .push_bind(&r.user_agent)
+                        .push_bind(i64::from(r.status))
+                        .push_bind(u64_to_sql(r.request_bytes))
+                        .push_bind(u64_to_sql(r.response_bytes))
+                        .push_bind(r.latency_ms)
+                        .push_bind(r.score)
+                        .push_bind(r.prediction.as_str())
+                        .push_bind(r.blocked)
+                        .push_bind(&r.reason)
+                        .push_bind(&r.backend);
+                });
+                sql.build().execute(&mut *tx).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn recent_requests(
+        &self,
+        client: Option<std::net::IpAddr>,
+        limit: u32,
+    ) -> Result<Vec<RequestRecord>, StoreError> {
+        let mut sql = QueryBuilder::<Sqlite>::new(
+            "SELECT time, gateway, request_id, client, method, path, user_agent, status, \
+             request_bytes, response_bytes, latency_ms, score, prediction, blocked, reason, \
+             backend FROM request_log",
+        );
+        if let Some(client) = client {
+            sql.push(" WHERE client = ").push_bind(client.to_string());
+        }
+        sql.push(" ORDER BY time DESC, id DESC LIMIT ")
+            .push_bind(i64::from(limit));
+        let rows = sql.build().fetch_all(&self.pool).await?;
+        rows.iter().map(request_from_row).collect()
+    }
 }
 
+/// Request-log rows per INSERT statement.
+const REQUEST_ROWS_PER_STATEMENT: usize = 1000;
+
+fn request_from_row(row: &SqliteRow) -> Result<RequestRecord, StoreError> {
+    let client: String = get(row, REQUEST_LOG, "client")?;
+    let prediction: String = get(row, REQUEST_LOG, "prediction")?;
+    let status: i64 = get(row, REQUEST_LOG, "status")?;
+    Ok(RequestRecord {
+        time: from_ms(REQUEST_LOG, "time", get(row, REQUEST_LOG, "time")?)?,
+        gateway: get(row, REQUEST_LOG, "gateway")?,
+        request_id: get(row, REQUEST_LOG, "request_id")?,
+        client: client
+            .parse()
+            .map_err(|_| corrupt(REQUEST_LOG, format!("client {client:?}")))?,
+        method: get(row, REQUEST_LOG, "method")?,
+        path: get(row, REQUEST_LOG, "path")?,
+        user_agent: get(row, REQUEST_LOG, "user_agent")?,
+        status: u16::try_from(status)
+            .map_err(|_| corrupt(REQUEST_LOG, format!("status {status}")))?,
+        request_bytes: sql_to_u64(get(row, REQUEST_LOG, "request_bytes")?),
+        response_bytes: sql_to_u64(get(row, REQUEST_LOG, "response_bytes")?),
+        latency_ms: get(row, REQUEST_LOG, "latency_ms")?,
+        score: get(row, REQUEST_LOG, "score")?,
+        prediction: Prediction::from_name(&prediction)
+            .ok_or_else(|| corrupt(REQUEST_LOG, format!("prediction {prediction:?}")))?,
+        blocked: get(row, REQUEST_LOG, "blocked")?,
+        reason: get(row, REQUEST_LOG, "reason")?,
+        backend: get(row, REQUEST_LOG, "backend")?,
+    })
+}
+
+const REQUEST_LOG: &str = "request_log";
 const DECISIONS: &str = "decisions";
 const DECISION_CHANGES: &str = "decision_changes";
 const FINDINGS: &str = "findings";

@@ -24,7 +24,9 @@ use chrono::{DateTime, Duration, Utc};
 use ipnet::IpNet;
 use rampart_core::{Action, Decision, Evidence, Finding, Level, Origin, Subject};
 
-use crate::{ChangeKind, DecisionQuery, Position, Store, StoredDecision};
+use crate::{
+    ChangeKind, DecisionQuery, Position, Prediction, RequestRecord, Store, StoredDecision,
+};
 
 /// A store under test and whatever must outlive it (a temporary
 /// directory, a scratch database to drop).
@@ -77,6 +79,7 @@ macro_rules! store_test_suite {
             findings_with_and_without_decision,
             positions_upsert_and_load,
             concurrent_inserts_lose_nothing,
+            request_log_round_trip_and_filter,
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {
@@ -845,4 +848,61 @@ pub async fn concurrent_inserts_lose_nothing(store: Arc<dyn Store>) {
             .len(),
         total
     );
+}
+
+/// Request-log records come back whole, newest first, filtered by client;
+/// a batch larger than one statement's worth is stored completely.
+pub async fn request_log_round_trip_and_filter(store: Arc<dyn Store>) {
+    let record = |i: u32, client: &str| RequestRecord {
+        time: t(i64::from(i)),
+        gateway: "gw-1".into(),
+        request_id: format!("req-{i}"),
+        client: client.parse().expect("address"),
+        method: if i % 2 == 0 { "GET" } else { "POST" }.into(),
+        path: format!("/p/{i}"),
+        user_agent: (i % 3 == 0).then(|| "curl/8".to_owned()),
+        status: if i % 5 == 0 { 429 } else { 200 },
+        request_bytes: u64::from(i) * 10,
+        response_bytes: u64::MAX - u64::from(i),
+        latency_ms: f64::from(i) / 4.0,
+        score: f64::from(i % 10) / 10.0,
+        prediction: if i % 5 == 0 {
+            Prediction::Ddos
+        } else {
+            Prediction::Normal
+        },
+        blocked: i % 5 == 0,
+        reason: (i % 5 == 0).then(|| "flood".to_owned()),
+        backend: (i % 5 != 0).then(|| "127.0.0.1:3000".to_owned()),
+    };
+    let batch: Vec<RequestRecord> = (0..2500)
+        .map(|i| {
+            record(
+                i,
+                if i % 2 == 0 {
+                    "192.0.2.1"
+                } else {
+                    "2001:db8::1"
+                },
+            )
+        })
+        .collect();
+    store
+        .insert_requests(&batch)
+        .await
+        .expect("insert_requests");
+    store.insert_requests(&[]).await.expect("empty batch");
+
+    let all = store.recent_requests(None, 10_000).await.expect("recent");
+    assert_eq!(all.len(), batch.len());
+    assert_eq!(all[0], batch[2499], "newest first, every field kept");
+    assert_eq!(all[2499], batch[0]);
+
+    let v6 = store
+        .recent_requests(Some("2001:db8::1".parse().expect("address")), 3)
+        .await
+        .expect("recent by client");
+    assert_eq!(v6.len(), 3);
+    assert!(v6.iter().all(|r| r.client.is_ipv6()));
+    assert_eq!(v6[0].request_id, "req-2499");
 }
