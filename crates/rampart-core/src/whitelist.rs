@@ -29,6 +29,13 @@ impl Whitelist {
         Self { nets }
     }
 
+    /// Exactly the given networks, loopback not implied (for the gateway,
+    /// whose clients may legitimately be local and which cannot lock the
+    /// host out).
+    pub fn exactly(nets: Vec<IpNet>) -> Self {
+        Self { nets }
+    }
+
     /// Adds the host's own addresses (as host networks).
     pub fn with_host_addresses(mut self, addrs: impl IntoIterator<Item = IpAddr>) -> Self {
         self.nets

@@ -1,1 +1,23 @@
-//! rampart's inline HTTP gateway.
+//! rampart's inline HTTP gateway: a reverse proxy that scores every client
+//! from its recent behaviour, refuses floods (429), banned clients and
+//! attack requests (403), and balances healthy backends.
+//!
+//! [`Gateway::build`] binds and loads; [`Gateway::run`] serves. The request
+//! path is a short list of phases, drawn in [`proxy`]; connections are set
+//! up in [`server`]; bans live in [`bans`] and are shared with the rest of
+//! rampart through the store's decision change log.
+
+pub mod admin;
+pub mod backend;
+pub mod bans;
+pub mod forwarded;
+pub mod framing;
+mod gateway;
+pub mod inspect;
+pub mod metrics;
+pub mod proxy;
+pub mod request_log;
+pub mod server;
+pub mod tls;
+
+pub use gateway::{Gateway, GatewayContext, GatewayError, LABELS, Shared};

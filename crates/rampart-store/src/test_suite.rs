@@ -858,22 +858,22 @@ pub async fn request_log_round_trip_and_filter(store: Arc<dyn Store>) {
         gateway: "gw-1".into(),
         request_id: format!("req-{i}"),
         client: client.parse().expect("address"),
-        method: if i % 2 == 0 { "GET" } else { "POST" }.into(),
+        method: if i.is_multiple_of(2) { "GET" } else { "POST" }.into(),
         path: format!("/p/{i}"),
-        user_agent: (i % 3 == 0).then(|| "curl/8".to_owned()),
-        status: if i % 5 == 0 { 429 } else { 200 },
+        user_agent: (i.is_multiple_of(3)).then(|| "curl/8".to_owned()),
+        status: if i.is_multiple_of(5) { 429 } else { 200 },
         request_bytes: u64::from(i) * 10,
         response_bytes: u64::MAX - u64::from(i),
         latency_ms: f64::from(i) / 4.0,
         score: f64::from(i % 10) / 10.0,
-        prediction: if i % 5 == 0 {
+        prediction: if i.is_multiple_of(5) {
             Prediction::Ddos
         } else {
             Prediction::Normal
         },
-        blocked: i % 5 == 0,
-        reason: (i % 5 == 0).then(|| "flood".to_owned()),
-        backend: (i % 5 != 0).then(|| "127.0.0.1:3000".to_owned()),
+        blocked: i.is_multiple_of(5),
+        reason: (i.is_multiple_of(5)).then(|| "flood".to_owned()),
+        backend: (!i.is_multiple_of(5)).then(|| "127.0.0.1:3000".to_owned()),
     };
     let batch: Vec<RequestRecord> = (0..2500)
         .map(|i| {

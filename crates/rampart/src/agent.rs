@@ -194,7 +194,7 @@ async fn agent(config: Config, rules: Rules) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,
@@ -761,4 +761,13 @@ impl Enforcer {
                 .set(i64::try_from(entries.len()).unwrap_or(i64::MAX));
         }
     }
+}
+
+/// The host's name, for ids when none is configured.
+pub(crate) fn host_name() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "rampart".to_owned())
 }

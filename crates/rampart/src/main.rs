@@ -4,9 +4,11 @@
 mod agent;
 mod check;
 mod decisions;
+mod gateway;
 mod metrics;
 mod replay;
 mod rules;
+mod simulate;
 mod stream;
 
 use std::path::PathBuf;
@@ -42,11 +44,16 @@ enum Command {
     Agent(RunArgs),
     /// Run every role the config enables in one process.
     Run(RunArgs),
+    /// Run the inline HTTP gateway: a reverse proxy that refuses floods,
+    /// banned clients and attack requests.
+    Gateway(gateway::GatewayArgs),
     /// Run parsers and scenarios over log files as fast as possible, using
     /// the timestamps in the lines.
     Replay(replay::ReplayArgs),
     /// List, add and lift decisions in the store of a running agent.
     Decisions(decisions::DecisionsArgs),
+    /// Send attack traffic on loopback at a gateway and report what it blocked.
+    Simulate(simulate::SimulateArgs),
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -79,8 +86,10 @@ fn main() -> ExitCode {
     init_logging(cli.log_format, &cli.log);
     let result = match cli.command {
         Command::Agent(args) | Command::Run(args) => agent::run(&args.config),
+        Command::Gateway(args) => gateway::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Decisions(args) => decisions::run(args),
+        Command::Simulate(args) => simulate::run(args),
         Command::Config {
             command: ConfigCommand::Check { config },
         } => check::run(&config),

@@ -1,0 +1,692 @@
+//! The request path. Every request goes through these phases, in order,
+//! with one [`RequestCtx`]:
+//!
+//! 1. `request_filter` — the client address (trusted proxies), whitelist,
+//!    ban table, request signatures, the client's behaviour verdict. May
+//!    answer at once (403, 429) and ban.
+//! 2. `upstream_peer` — a healthy backend by the balancing strategy; 503
+//!    when there is none.
+//! 3. `upstream_request` — the request as the backend sees it: hop-by-hop
+//!    headers stripped, `X-Forwarded-*` / `Forwarded` / `X-Request-Id`
+//!    added, body streamed.
+//! 4. `response_filter` — hop-by-hop headers stripped from the answer,
+//!    `X-Request-Id` added; a 101 answer becomes a tunnel (WebSocket).
+//! 5. `logging` — when the response body ends (or the client goes away):
+//!    the request-log record and the client's response statistics.
+//!
+//! Failures are answered here and only here: 502 (no backend could be
+//! reached), 503 (no healthy backend), 504 (the backend did not answer in
+//! time), 400 for requests whose framing is ambiguous (see [`crate::framing`]).
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Version};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+use hyper_util::rt::TokioIo;
+use rampart_config::GatewayMode;
+use rampart_store::{Prediction, RequestRecord};
+
+use crate::backend::Transition;
+use crate::bans::BanKind;
+use crate::gateway::Shared;
+use crate::inspect::{RequestFacts, Verdict};
+use crate::metrics::{Culprit, Outcome};
+
+/// Errors inside bodies.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body type of every response the gateway sends and every request it forwards.
+pub type Body = UnsyncBoxBody<Bytes, BoxError>;
+
+/// Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// What one request carries through the phases.
+#[derive(Debug)]
+pub struct RequestCtx {
+    /// The id in `X-Request-Id`, block pages and the request log.
+    pub id: String,
+    /// When the head arrived.
+    pub time: DateTime<Utc>,
+    /// Monotonic time of arrival.
+    pub start: Instant,
+    /// The TCP peer.
+    pub peer: SocketAddr,
+    /// The client, after trusted-proxy resolution.
+    pub client: IpAddr,
+    /// Whether the peer is a trusted proxy.
+    pub peer_trusted: bool,
+    /// Whether the client connection is TLS.
+    pub tls: bool,
+    /// Score given by detection.
+    pub score: f64,
+    /// What the gateway made of it.
+    pub prediction: Prediction,
+    /// Refused (not just flagged).
+    pub blocked: bool,
+    /// Why refused or flagged.
+    pub reason: Option<String>,
+    /// The backend that served it.
+    pub backend: Option<String>,
+    /// The client's key in the behaviour table.
+    pub key: Option<ipnet::IpNet>,
+    /// How the request ended, for metrics.
+    pub outcome: Outcome,
+    method: String,
+    path: String,
+    user_agent: Option<String>,
+    request_bytes: Arc<AtomicU64>,
+}
+
+/// Serves one request (hyper's service function).
+pub async fn serve(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    tls: bool,
+) -> Result<Response<Body>, Infallible> {
+    let peer_trusted = shared.trusted.contains(peer.ip());
+    let client = shared.trusted.client(peer.ip(), req.headers());
+    let mut ctx = RequestCtx {
+        id: shared.next_request_id(),
+        time: Utc::now(),
+        start: Instant::now(),
+        peer,
+        client,
+        peer_trusted,
+        tls,
+        score: 0.0,
+        prediction: Prediction::Normal,
+        blocked: false,
+        reason: None,
+        backend: None,
+        key: None,
+        outcome: Outcome::forwarded,
+        method: req.method().as_str().to_owned(),
+        path: req.uri().path().to_owned(),
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        request_bytes: Arc::new(AtomicU64::new(0)),
+    };
+    let response = match request_filter(&shared, &req, &mut ctx) {
+        Some(refusal) => refusal,
+        None => {
+            let total = shared.config.timeouts.total.0;
+            match tokio::time::timeout(total, forward(&shared, req, &mut ctx)).await {
+                Ok(response) => response,
+                Err(_) => {
+                    ctx.outcome = Outcome::timeout;
+                    shared.metrics.error(Culprit::upstream);
+                    local_response(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        &ctx,
+                        "the backend did not answer in time",
+                    )
+                }
+            }
+        }
+    };
+    Ok(logging(shared, ctx, response))
+}
+
+/// Phase 1: who is asking, are they banned, does the request or the
+/// client's behaviour call for a refusal. `Some` is the answer to send.
+fn request_filter(
+    shared: &Arc<Shared>,
+    req: &Request<Incoming>,
+    ctx: &mut RequestCtx,
+) -> Option<Response<Body>> {
+    let monitor = shared.config.mode == GatewayMode::Monitor;
+    let whitelisted = shared.whitelist.contains_addr(ctx.client);
+    if !whitelisted && let Some(ban) = shared.bans.lookup(ctx.client, ctx.time) {
+        ctx.prediction = Prediction::Blocked;
+        ctx.reason = Some(ban.reason.clone());
+        if !(monitor || ban.dry_run) {
+            ctx.blocked = true;
+            ctx.outcome = Outcome::banned;
+            return Some(match ban.kind {
+                BanKind::Flood => too_many_requests(ctx, ban.until),
+                BanKind::Other => {
+                    local_response(StatusCode::FORBIDDEN, ctx, "your address is banned")
+                }
+            });
+        }
+    }
+
+    let headers = req.headers();
+    let facts = RequestFacts {
+        method: req.method().as_str(),
+        path: req.uri().path(),
+        query: req.uri().query(),
+        user_agent: ctx.user_agent.as_deref(),
+        header_count: headers.len(),
+        has_cookie: headers.contains_key(header::COOKIE),
+        has_referer: headers.contains_key(header::REFERER),
+        has_accept_language: headers.contains_key(header::ACCEPT_LANGUAGE),
+        body_len: headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok()),
+    };
+    let judgement = shared.inspector.judge(ctx.client, &facts, shared.now_ms());
+    ctx.key = Some(judgement.key);
+    ctx.score = judgement.score;
+    let (prediction, kind, outcome, label) = match judgement.verdict {
+        Verdict::Allow => return None,
+        Verdict::Monitor => {
+            ctx.reason = judgement.reason;
+            return None;
+        }
+        Verdict::Flood => (
+            Prediction::Ddos,
+            BanKind::Flood,
+            Outcome::flood,
+            "gateway-flood",
+        ),
+        Verdict::Anomaly => (
+            Prediction::Ddos,
+            BanKind::Other,
+            Outcome::anomaly,
+            "gateway-anomaly",
+        ),
+        Verdict::Attack(label) => (Prediction::Attack, BanKind::Other, Outcome::attack, label),
+    };
+    ctx.prediction = prediction;
+    let reason = judgement.reason.clone().unwrap_or_else(|| label.to_owned());
+    ctx.reason = Some(reason.clone());
+    if whitelisted {
+        ctx.reason = Some(format!("whitelisted; {reason}"));
+        return None;
+    }
+    let ban = shared.decide_ban(judgement.key, label, kind, &judgement, &facts, ctx);
+    if monitor {
+        ctx.reason = Some(format!("monitor: {reason}"));
+        return None;
+    }
+    ctx.blocked = true;
+    ctx.outcome = outcome;
+    Some(match kind {
+        BanKind::Flood => too_many_requests(ctx, ban.and_then(|b| b.until)),
+        BanKind::Other => local_response(StatusCode::FORBIDDEN, ctx, "request refused"),
+    })
+}
+
+/// Phases 2–4: pick a backend, send the request, filter the answer.
+async fn forward(
+    shared: &Arc<Shared>,
+    mut req: Request<Incoming>,
+    ctx: &mut RequestCtx,
+) -> Response<Body> {
+    let upgrade = wants_upgrade(req.headers());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (parts, body) = req.into_parts();
+    let no_body = body.is_end_stream();
+    let retryable = no_body && is_idempotent(&parts.method) && !upgrade;
+    let counted = Counted {
+        inner: body,
+        bytes: Arc::clone(&ctx.request_bytes),
+    };
+    let mut body: Option<Body> = Some(counted.boxed_unsync());
+    let mut tried: Vec<usize> = Vec::new();
+    let attempts = 1 + if retryable {
+        shared.config.retries as usize
+    } else {
+        0
+    };
+
+    loop {
+        // Phase 2: upstream_peer.
+        let Some(lease) = shared.pool.pick(&tried) else {
+            if tried.is_empty() {
+                ctx.outcome = Outcome::unavailable;
+                shared.metrics.error(Culprit::upstream);
+                return local_response(StatusCode::SERVICE_UNAVAILABLE, ctx, "no healthy backend");
+            }
+            ctx.outcome = Outcome::bad_gateway;
+            shared.metrics.error(Culprit::upstream);
+            return local_response(StatusCode::BAD_GATEWAY, ctx, "no backend could be reached");
+        };
+        tried.push(lease.index());
+        let backend = lease.backend();
+        ctx.backend = Some(backend.authority.clone());
+        shared
+            .metrics
+            .backend_requests
+            .get_or_create(&crate::metrics::BackendLabel {
+                backend: backend.url.clone(),
+            })
+            .inc();
+
+        // Phase 3: upstream_request.
+        let this_body = body
+            .take()
+            .unwrap_or_else(|| Empty::<Bytes>::new().map_err(|e| match e {}).boxed_unsync());
+        let outgoing = match upstream_request(&parts, this_body, backend, ctx, upgrade) {
+            Ok(r) => r,
+            Err(error) => {
+                tracing::debug!(%error, "cannot build the upstream request");
+                ctx.outcome = Outcome::bad_gateway;
+                shared.metrics.error(Culprit::client);
+                return local_response(StatusCode::BAD_REQUEST, ctx, "request cannot be forwarded");
+            }
+        };
+        let wait = shared.config.timeouts.backend_response.0;
+        let result = tokio::time::timeout(wait, shared.client.request(outgoing)).await;
+        let mut response = match result {
+            Ok(Ok(response)) => {
+                if shared.pool.report_success(lease.index()) == Transition::Up {
+                    shared.backend_changed(lease.index(), true);
+                }
+                response
+            }
+            Ok(Err(error)) => {
+                shared.backend_failed(lease.index());
+                let connect = error.is_connect();
+                tracing::debug!(%error, backend = %backend.url, connect, "backend request failed");
+                if connect && tried.len() < attempts {
+                    continue;
+                }
+                ctx.outcome = Outcome::bad_gateway;
+                shared.metrics.error(Culprit::upstream);
+                return local_response(
+                    StatusCode::BAD_GATEWAY,
+                    ctx,
+                    "the backend could not be reached",
+                );
+            }
+            Err(_) => {
+                shared.backend_failed(lease.index());
+                ctx.outcome = Outcome::timeout;
+                shared.metrics.error(Culprit::upstream);
+                return local_response(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    ctx,
+                    "the backend did not answer in time",
+                );
+            }
+        };
+
+        // Phase 4: response_filter.
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            if let Some(client_upgrade) = client_upgrade {
+                let backend_upgrade = hyper::upgrade::on(&mut response);
+                tokio::spawn(tunnel(client_upgrade, backend_upgrade));
+            }
+        } else {
+            strip_hop_by_hop(response.headers_mut());
+        }
+        if let Ok(value) = HeaderValue::from_str(&ctx.id) {
+            response.headers_mut().insert(X_REQUEST_ID, value);
+        }
+        drop(lease);
+        return response.map(|b| b.map_err(BoxError::from).boxed_unsync());
+    }
+}
+
+/// Copies bytes both ways between an upgraded client and backend.
+async fn tunnel(client: hyper::upgrade::OnUpgrade, backend: hyper::upgrade::OnUpgrade) {
+    let (client, backend) = match tokio::try_join!(client, backend) {
+        Ok(pair) => pair,
+        Err(error) => {
+            tracing::debug!(%error, "upgrade failed");
+            return;
+        }
+    };
+    let mut client = TokioIo::new(client);
+    let mut backend = TokioIo::new(backend);
+    if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut backend).await {
+        tracing::debug!(%error, "tunnel ended");
+    }
+}
+
+/// The request the backend receives.
+fn upstream_request(
+    parts: &http::request::Parts,
+    body: Body,
+    backend: &crate::backend::Backend,
+    ctx: &RequestCtx,
+    upgrade: bool,
+) -> Result<Request<Body>, http::Error> {
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or("/", http::uri::PathAndQuery::as_str);
+    let uri = backend.uri(path_and_query)?;
+    let mut headers = parts.headers.clone();
+    let upgrade_value = upgrade
+        .then(|| headers.get(header::UPGRADE).cloned())
+        .flatten();
+    strip_hop_by_hop(&mut headers);
+    if let Some(value) = upgrade_value {
+        headers.insert(header::UPGRADE, value);
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+    let host = parts.headers.get(header::HOST).cloned().or_else(|| {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
+    if let Some(host) = &host {
+        headers.insert(header::HOST, host.clone());
+    }
+    let proto = if ctx.tls { "https" } else { "http" };
+    let peer = ctx.peer.ip();
+    // X-Forwarded-For: a trusted proxy's list is extended; anyone else's is replaced.
+    let xff = match (ctx.peer_trusted, joined(&parts.headers, &X_FORWARDED_FOR)) {
+        (true, Some(list)) => format!("{list}, {peer}"),
+        _ => peer.to_string(),
+    };
+    headers.insert(X_FORWARDED_FOR, HeaderValue::from_str(&xff)?);
+    if !(ctx.peer_trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+    }
+    if !(ctx.peer_trusted && headers.contains_key(&X_FORWARDED_HOST))
+        && let Some(host) = &host
+    {
+        headers.insert(X_FORWARDED_HOST, host.clone());
+    }
+    let node = match peer {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("\"[{v6}]\""),
+    };
+    let mut element = format!("for={node};proto={proto}");
+    if let Some(host) = host.as_ref().and_then(|h| h.to_str().ok())
+        && !host.contains(['"', '\\'])
+    {
+        element.push_str(&format!(";host=\"{host}\""));
+    }
+    let forwarded = match (ctx.peer_trusted, joined(&parts.headers, &header::FORWARDED)) {
+        (true, Some(list)) => format!("{list}, {element}"),
+        _ => element,
+    };
+    headers.insert(header::FORWARDED, HeaderValue::from_str(&forwarded)?);
+    headers.insert(X_REQUEST_ID, HeaderValue::from_str(&ctx.id)?);
+
+    let mut request = Request::builder()
+        .method(parts.method.clone())
+        .uri(uri)
+        .version(Version::HTTP_11)
+        .body(body)?;
+    *request.headers_mut() = headers;
+    Ok(request)
+}
+
+/// Every value of a header joined by `, `, if present and readable.
+fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
+    let values: Vec<&str> = headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.join(", "))
+}
+
+/// Removes hop-by-hop headers and the headers `Connection` names.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+}
+
+/// Whether the request asks for a protocol upgrade (WebSocket).
+fn wants_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
+}
+
+/// A short text answer made by the gateway itself, with the request id.
+pub fn local_response(status: StatusCode, ctx: &RequestCtx, message: &str) -> Response<Body> {
+    let text = format!(
+        "{} {}: {message} (request id {})\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
+        ctx.id
+    );
+    let mut response = Response::new(
+        Full::new(Bytes::from(text))
+            .map_err(|e| match e {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(value) = HeaderValue::from_str(&ctx.id) {
+        headers.insert(X_REQUEST_ID, value);
+    }
+    response
+}
+
+/// 429 with `Retry-After`: the seconds left of the ban (at least 1).
+fn too_many_requests(ctx: &RequestCtx, until: Option<DateTime<Utc>>) -> Response<Body> {
+    let mut response = local_response(StatusCode::TOO_MANY_REQUESTS, ctx, "too many requests");
+    let seconds = until
+        .map(|u| (u - ctx.time).num_seconds().max(1))
+        .unwrap_or(60);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    response
+}
+
+/// Phase 5: the response's body is wrapped so that the request is logged
+/// when it ends, with the bytes actually sent.
+fn logging(shared: Arc<Shared>, ctx: RequestCtx, response: Response<Body>) -> Response<Body> {
+    let latency = ctx.start.elapsed();
+    shared.metrics.latency.observe(latency.as_secs_f64());
+    shared.metrics.request(ctx.outcome);
+    let status = response.status().as_u16();
+    if let Some(key) = ctx.key {
+        shared.inspector.response(key, status, shared.now_ms());
+    }
+    let record = RequestRecord {
+        time: ctx.time,
+        gateway: shared.id.clone(),
+        request_id: ctx.id,
+        client: ctx.client,
+        method: ctx.method,
+        path: ctx.path,
+        user_agent: ctx.user_agent,
+        status,
+        request_bytes: 0,
+        response_bytes: 0,
+        latency_ms: latency.as_secs_f64() * 1000.0,
+        score: ctx.score,
+        prediction: ctx.prediction,
+        blocked: ctx.blocked,
+        reason: ctx.reason,
+        backend: ctx.backend,
+    };
+    let pending = Pending {
+        shared,
+        record: Some(record),
+        request_bytes: ctx.request_bytes,
+        response_bytes: 0,
+    };
+    response.map(|inner| Logged { inner, pending }.boxed_unsync())
+}
+
+/// A request-log record waiting for its response body to end.
+struct Pending {
+    shared: Arc<Shared>,
+    record: Option<RequestRecord>,
+    request_bytes: Arc<AtomicU64>,
+    response_bytes: u64,
+}
+
+impl Pending {
+    fn finish(&mut self) {
+        if let Some(mut record) = self.record.take() {
+            record.request_bytes = self.request_bytes.load(Ordering::Relaxed);
+            record.response_bytes = self.response_bytes;
+            self.shared.log.record(record, &self.shared.metrics);
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// A response body that counts its bytes and logs the request when it ends.
+struct Logged {
+    inner: Body,
+    pending: Pending,
+}
+
+impl HttpBody for Logged {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.pending.response_bytes += data.len() as u64;
+                }
+            }
+            Poll::Ready(None) => this.pending.finish(),
+            Poll::Ready(Some(Err(_))) | Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A request body that counts the bytes streamed through it.
+struct Counted {
+    inner: Incoming,
+    bytes: Arc<AtomicU64>,
+}
+
+impl HttpBody for Counted {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_are_stripped() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        h.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        strip_hop_by_hop(&mut h);
+        let left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        assert_eq!(left, ["accept"]);
+    }
+
+    #[test]
+    fn upgrade_needs_both_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        assert!(!wants_upgrade(&h));
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, Upgrade"),
+        );
+        assert!(wants_upgrade(&h));
+    }
+}

@@ -1,0 +1,127 @@
+//! `rampart gateway`: the inline HTTP gateway, from a config file or from
+//! flags alone.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use rampart_config::{BackendConfig, Config, GatewayMode};
+use rampart_core::{Whitelist, parse_net};
+use rampart_gateway::{Gateway, GatewayContext};
+use rampart_store::Store;
+
+/// Flags of `rampart gateway`; each overrides the config file's value.
+#[derive(Debug, clap::Args)]
+pub struct GatewayArgs {
+    /// Config file; without it the gateway runs from the flags alone.
+    #[arg(short, long)]
+    config: Option<PathBuf>,
+    /// Address to listen on (repeatable).
+    #[arg(long)]
+    listen: Vec<SocketAddr>,
+    /// Backend URL, `http://host:port` (repeatable).
+    #[arg(long)]
+    backend: Vec<String>,
+    /// Admin listener address (`/health`, `/stats`, `/metrics`, bans).
+    #[arg(long)]
+    admin: Option<SocketAddr>,
+    /// A proxy whose `X-Forwarded-For` is believed, address or CIDR (repeatable).
+    #[arg(long = "trusted-proxy")]
+    trusted_proxy: Vec<String>,
+    /// Decide and record, never block.
+    #[arg(long)]
+    monitor: bool,
+    /// Store URL (`sqlite:///path/db`). Without a config file the default
+    /// is `sqlite://rampart.db` in the working directory.
+    #[arg(long)]
+    database: Option<String>,
+}
+
+pub fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => {
+            let mut c = Config::default();
+            c.store.url = "sqlite://rampart.db".to_owned();
+            c
+        }
+    };
+    let g = &mut config.gateway;
+    if !args.listen.is_empty() {
+        g.listen = args.listen;
+    }
+    if !args.backend.is_empty() {
+        g.backends = args
+            .backend
+            .into_iter()
+            .map(|url| BackendConfig { url })
+            .collect();
+    }
+    if args.admin.is_some() {
+        g.admin = args.admin;
+    }
+    if !args.trusted_proxy.is_empty() {
+        g.trusted_proxies = args.trusted_proxy;
+    }
+    if args.monitor {
+        g.mode = GatewayMode::Monitor;
+    }
+    if let Some(url) = args.database {
+        config.store.url = url;
+    }
+    let problems = config.validate();
+    if !problems.is_empty() {
+        return Err(rampart_config::ConfigError(
+            problems
+                .into_iter()
+                .map(|message| rampart_config::Problem {
+                    file: args.config.clone().unwrap_or_else(|| "(flags)".into()),
+                    line: None,
+                    message,
+                })
+                .collect(),
+        )
+        .into());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> anyhow::Result<ExitCode> {
+    let store: Arc<dyn Store> = Arc::from(
+        rampart_store::open(&config.store.url)
+            .await
+            .with_context(|| format!("cannot open store {}", config.store.url))?,
+    );
+    let entries = config
+        .policy
+        .whitelist
+        .iter()
+        .map(|w| parse_net(w))
+        .collect::<Result<Vec<_>, _>>()?;
+    let id = config
+        .gateway
+        .id
+        .clone()
+        .or_else(|| config.agent.name.clone())
+        .unwrap_or_else(crate::agent::host_name);
+    let ctx = GatewayContext {
+        store,
+        policy: config.policy.clone(),
+        whitelist: Whitelist::exactly(entries),
+        id,
+    };
+    let gateway = Gateway::build(&config.gateway, ctx).await?;
+    for addr in gateway.local_addrs() {
+        tracing::info!(%addr, "gateway listening");
+    }
+    if let Some(addr) = gateway.admin_addr() {
+        tracing::info!(%addr, "admin listening");
+    }
+    gateway.run(crate::agent::shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
