@@ -289,6 +289,15 @@ pub async fn gateway_with(
 ) -> TestGateway {
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open("sqlite::memory:").await.expect("store"));
+    start(config, policy, whitelist, store).await
+}
+
+async fn start(
+    config: GatewayConfig,
+    policy: PolicyConfig,
+    whitelist: Vec<&str>,
+    store: Arc<dyn Store>,
+) -> TestGateway {
     let ctx = GatewayContext {
         store: Arc::clone(&store),
         policy,
@@ -427,4 +436,9 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     false
+}
+
+/// A gateway on a given store (to start with decisions already in it).
+pub async fn gateway_on(config: GatewayConfig, store: Arc<dyn Store>) -> TestGateway {
+    start(config, PolicyConfig::default(), Vec::new(), store).await
 }
