@@ -85,7 +85,7 @@ async fn agent(config: Config, rules: Rules) -> anyhow::Result<ExitCode> {
     let whitelist = Whitelist::new(entries).with_host_addresses(host_addresses());
     let mut policy = Policy::new(
         config.policy.clone(),
-        whitelist,
+        whitelist.clone(),
         Detector::overrides(&rules.scenarios),
     );
     policy.seed_history(
@@ -118,7 +118,7 @@ async fn agent(config: Config, rules: Rules) -> anyhow::Result<ExitCode> {
             .filter(|r| !r.decision.dry_run && r.decision.action == Action::Ban)
             .map(|r| r.decision.clone())
             .collect();
-        let mut enforcer = Enforcer::new(Arc::clone(fw), Arc::clone(&metrics));
+        let mut enforcer = Enforcer::new(Arc::clone(fw), Arc::clone(&metrics), whitelist.clone());
         enforcer.queue_bans(&restore, now);
         enforcer.flush().await;
         tracing::info!(
@@ -164,6 +164,7 @@ async fn agent(config: Config, rules: Rules) -> anyhow::Result<ExitCode> {
     let follower = tokio::spawn(follow(
         Arc::clone(&store),
         firewall.clone(),
+        whitelist,
         cursor,
         ctl_tx,
         Arc::clone(&metrics),
@@ -611,11 +612,12 @@ async fn record(store: &dyn Store, outcome: Outcome, metrics: &Metrics) {
 async fn follow(
     store: Arc<dyn Store>,
     firewall: Option<Arc<dyn Firewall>>,
+    whitelist: Whitelist,
     mut cursor: i64,
     control: mpsc::UnboundedSender<Control>,
     metrics: Arc<Metrics>,
 ) {
-    let mut enforcer = firewall.map(|fw| Enforcer::new(fw, Arc::clone(&metrics)));
+    let mut enforcer = firewall.map(|fw| Enforcer::new(fw, Arc::clone(&metrics), whitelist));
     let mut ticker = tokio::time::interval(FOLLOW_EVERY);
     let mut ticks = 0u64;
     loop {
@@ -663,19 +665,24 @@ async fn follow(
 }
 
 /// Firewall operations waiting to be carried out, retried until they succeed.
+/// Bans that would touch a whitelisted address (loopback, the host's own
+/// addresses, configured entries) are never enforced here, whoever made
+/// them: a gateway may ban a local client, the firewall must not.
 struct Enforcer {
     firewall: Arc<dyn Firewall>,
     metrics: Arc<Metrics>,
+    whitelist: Whitelist,
     bans: Vec<(IpNet, DateTime<Utc>)>,
     unbans: Vec<IpNet>,
     failures: u32,
 }
 
 impl Enforcer {
-    fn new(firewall: Arc<dyn Firewall>, metrics: Arc<Metrics>) -> Self {
+    fn new(firewall: Arc<dyn Firewall>, metrics: Arc<Metrics>, whitelist: Whitelist) -> Self {
         Self {
             firewall,
             metrics,
+            whitelist,
             bans: Vec::new(),
             unbans: Vec::new(),
             failures: 0,
@@ -684,6 +691,13 @@ impl Enforcer {
 
     fn queue_bans(&mut self, decisions: &[Decision], now: DateTime<Utc>) {
         for d in decisions {
+            if self.whitelist.overlaps(&d.target) {
+                tracing::info!(
+                    ip = %rampart_core::addr::display_net(&d.target),
+                    "ban not enforced in the firewall: whitelisted"
+                );
+                continue;
+            }
             if let Some(until) = d.until
                 && until > now
             {
