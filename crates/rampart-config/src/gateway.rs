@@ -17,8 +17,7 @@ pub struct GatewayConfig {
     /// Addresses clients connect to. Default `["127.0.0.1:8080"]`.
     pub listen: Vec<SocketAddr>,
     /// Address of the admin listener (`/health`, `/stats`, `/metrics`,
-    /// `/blocked-ips`, `/block/{ip}`, `/unblock/{ip}`); empty to disable.
-    /// Default 127.0.0.1:9742. Keep it off public interfaces: it is not authenticated.
+    /// `/blocked-ips`, `/block/{ip}`, `/unblock/{ip}`). Default 127.0.0.1:9742. Keep it off public interfaces: it is not authenticated.
     pub admin: Option<SocketAddr>,
     /// `block` refuses what detection decides against; `monitor` decides and
     /// records but forwards everything. Default `block`.
