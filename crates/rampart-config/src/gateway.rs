@@ -232,6 +232,13 @@ impl GatewayConfig {
                 problems.push(format!("gateway.timeouts.{name}: must be more than 0s"));
             }
         }
+        if self.timeouts.idle.0 < self.timeouts.backend_response.0 {
+            problems.push(
+                "gateway.timeouts.idle: must be at least backend_response (a connection waiting \
+                 for its backend moves no bytes)"
+                    .to_owned(),
+            );
+        }
         problems
     }
 }

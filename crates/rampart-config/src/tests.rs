@@ -123,3 +123,78 @@ json = { addr = "ip", kind = "exploded" }
     .unwrap_err();
     assert!(err.to_string().contains("unknown event kind"));
 }
+
+#[test]
+fn a_gateway_table_parses() {
+    let config = parse(
+        r#"
+[gateway]
+listen = ["0.0.0.0:8080", "[::]:8080"]
+mode = "monitor"
+trusted_proxies = ["10.0.0.0/8", "192.0.2.1"]
+balance = "least_connections"
+ban_for = "15m"
+
+[[gateway.backend]]
+url = "http://127.0.0.1:3000"
+
+[[gateway.backend]]
+url = "http://app.internal"
+
+[gateway.health]
+path = "/healthz"
+interval = "2s"
+
+[gateway.timeouts]
+connect = "1s"
+"#,
+    )
+    .unwrap();
+    let g = &config.gateway;
+    assert_eq!(g.listen.len(), 2);
+    assert_eq!(g.mode, GatewayMode::Monitor);
+    assert_eq!(g.balance, BalanceStrategy::LeastConnections);
+    assert_eq!(g.ban_for.as_secs(), 900);
+    assert_eq!(g.backends.len(), 2);
+    assert_eq!(g.health.path, "/healthz");
+    assert_eq!(g.health.unhealthy_threshold, 3, "defaults kept");
+    assert_eq!(g.timeouts.connect.as_secs(), 1);
+    assert_eq!(g.timeouts.total.as_secs(), 60);
+    assert_eq!(parse_backend_url(&g.backends[1].url).unwrap(), "app.internal:80");
+}
+
+#[test]
+fn every_gateway_problem_is_reported() {
+    let err = parse(
+        r#"
+[gateway]
+trusted_proxies = ["10.0.0.0/33"]
+
+[[gateway.backend]]
+url = "https://secure.example"
+
+[[gateway.backend]]
+url = "http://host/with/path"
+
+[gateway.health]
+path = "healthz"
+
+[gateway.timeouts]
+idle = "5s"
+"#,
+    )
+    .unwrap_err();
+    let text = err.to_string();
+    for expected in [
+        "gateway.backend[0].url",
+        "only http://",
+        "gateway.backend[1].url",
+        "gateway.trusted_proxies[0]",
+        "gateway.health.path",
+        "gateway.timeouts.idle",
+    ] {
+        assert!(text.contains(expected), "{expected} missing from:\n{text}");
+    }
+    let unknown = parse("[gateway]\nlisten_on = []\n").unwrap_err();
+    assert!(unknown.to_string().contains("listen_on"), "{unknown}");
+}
