@@ -160,7 +160,10 @@ connect = "1s"
     assert_eq!(g.health.unhealthy_threshold, 3, "defaults kept");
     assert_eq!(g.timeouts.connect.as_secs(), 1);
     assert_eq!(g.timeouts.total.as_secs(), 60);
-    assert_eq!(parse_backend_url(&g.backends[1].url).unwrap(), "app.internal:80");
+    assert_eq!(
+        parse_backend_url(&g.backends[1].url).unwrap(),
+        "app.internal:80"
+    );
 }
 
 #[test]

@@ -460,7 +460,8 @@ impl Gateway {
             trusted: TrustedProxies::new(trusted),
             whitelist: ctx.whitelist,
             bans: BanTable::new(),
-            inspector: Inspector::new(&config.detection),
+            inspector: Inspector::new(&config.detection)
+                .map_err(|e| GatewayError::Config(format!("gateway.detection.signatures: {e}")))?,
             metrics,
             log,
             store,

@@ -6,6 +6,9 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use rampart_config::HttpDetectionConfig;
+use rampart_detect::http::{
+    ClientTable, RequestInfo, SignatureError, SignatureKind, Signatures, Verdict as DetectVerdict,
+};
 
 /// What detection made of a request, before policy.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,65 +41,86 @@ pub enum Verdict {
 }
 
 /// The request facts detection looks at.
-#[derive(Debug, Clone, Copy)]
-pub struct RequestFacts<'a> {
-    /// Method.
-    pub method: &'a str,
-    /// Path without the query.
-    pub path: &'a str,
-    /// Query string, if any.
-    pub query: Option<&'a str>,
-    /// User agent, if sent.
-    pub user_agent: Option<&'a str>,
-    /// Header count.
-    pub header_count: usize,
-    /// Whether a cookie was sent.
-    pub has_cookie: bool,
-    /// Whether a referer was sent.
-    pub has_referer: bool,
-    /// Whether an accept-language was sent.
-    pub has_accept_language: bool,
-    /// Declared body length.
-    pub body_len: Option<u64>,
-}
+pub type RequestFacts<'a> = RequestInfo<'a>;
 
-/// Detection state shared by every connection.
+/// Detection state shared by every connection: the per-client behaviour
+/// table and the request signatures.
 pub struct Inspector {
-    _config: HttpDetectionConfig,
+    table: ClientTable,
+    signatures: Signatures,
 }
 
 impl Inspector {
     /// Builds the behaviour table and signatures from config.
-    pub fn new(config: &HttpDetectionConfig) -> Self {
-        Self {
-            _config: config.clone(),
-        }
+    pub fn new(config: &HttpDetectionConfig) -> Result<Self, SignatureError> {
+        Ok(Self {
+            table: ClientTable::new(config),
+            signatures: Signatures::with_libinjection(&config.signatures)?,
+        })
     }
 
     /// The key a client is tracked and banned under.
     pub fn key(&self, client: IpAddr) -> IpNet {
-        rampart_core::key_prefix(client, 32, 64)
+        self.table.client_key(client)
     }
 
-    /// Judges a request from `client` at `now_ms` (monotonic milliseconds).
-    pub fn judge(&self, client: IpAddr, _facts: &RequestFacts<'_>, _now_ms: u64) -> Judgement {
+    /// Judges a request from `client` at `now_ms` (monotonic milliseconds):
+    /// signatures first (one attack is enough), then the client's behaviour.
+    pub fn judge(&self, client: IpAddr, facts: &RequestFacts<'_>, now_ms: u64) -> Judgement {
+        let key = self.key(client);
+        if let Some(hit) = self.signatures.check(facts) {
+            let label = match hit.kind {
+                SignatureKind::Sqli => "gateway-sqli",
+                SignatureKind::Xss => "gateway-xss",
+                SignatureKind::Traversal => "gateway-traversal",
+                SignatureKind::Scanner => "gateway-scanner",
+                SignatureKind::SensitivePath => "gateway-sensitive-path",
+            };
+            // Still count the request in the client's behaviour.
+            let assessment = self.table.observe(key, facts, now_ms);
+            return Judgement {
+                key,
+                score: assessment.score.max(1.0),
+                verdict: Verdict::Attack(label),
+                reason: Some(format!("{label}: {} in {}", hit.detail, hit.location)),
+                seen: assessment.features.requests,
+            };
+        }
+        let assessment = self.table.observe(key, facts, now_ms);
+        let verdict = match (assessment.verdict, assessment.flood) {
+            (_, true) => Verdict::Flood,
+            (DetectVerdict::Block, false) => Verdict::Anomaly,
+            (DetectVerdict::Monitor, false) => Verdict::Monitor,
+            (DetectVerdict::Allow, false) => Verdict::Allow,
+        };
+        let reason = (verdict != Verdict::Allow).then(|| {
+            let f = &assessment.features;
+            format!(
+                "score {:.2} ({}); {} req in 1s, {} in 10s",
+                assessment.score, assessment.reasons, f.rate_1s, f.rate_10s
+            )
+        });
         Judgement {
-            key: self.key(client),
-            score: 0.0,
-            verdict: Verdict::Allow,
-            reason: None,
-            seen: 1,
+            key,
+            score: assessment.score,
+            verdict,
+            reason,
+            seen: assessment.features.requests,
         }
     }
 
-    /// Feeds back the status answered to a request of `key`.
-    pub fn response(&self, _key: IpNet, _status: u16, _now_ms: u64) {}
+    /// Feeds back the status a backend answered to a request of `key`.
+    pub fn response(&self, key: IpNet, status: u16, now_ms: u64) {
+        self.table.observe_response(key, status, now_ms);
+    }
 
     /// Forgets a client (after an operator unban).
-    pub fn forget(&self, _key: &IpNet) {}
+    pub fn forget(&self, key: &IpNet) {
+        self.table.forget(key);
+    }
 
     /// Clients tracked now.
     pub fn tracked(&self) -> usize {
-        0
+        self.table.len()
     }
 }

@@ -526,7 +526,10 @@ fn logging(shared: Arc<Shared>, ctx: RequestCtx, response: Response<Body>) -> Re
     shared.metrics.latency.observe(latency.as_secs_f64());
     shared.metrics.request(ctx.outcome);
     let status = response.status().as_u16();
-    if let Some(key) = ctx.key {
+    // Only what a backend answered tells about the client (not our own refusals).
+    if let Some(key) = ctx.key
+        && ctx.outcome == Outcome::forwarded
+    {
         shared.inspector.response(key, status, shared.now_ms());
     }
     let record = RequestRecord {
