@@ -71,7 +71,12 @@ pub fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
     if let Some(url) = args.database {
         config.store.url = url;
     }
-    let problems = config.validate();
+    let mut problems = config.validate();
+    if config.gateway.backends.is_empty() {
+        problems.push(
+            "gateway.backend: no backend configured ([[gateway.backend]] or --backend)".into(),
+        );
+    }
     if !problems.is_empty() {
         return Err(rampart_config::ConfigError(
             problems
