@@ -58,17 +58,19 @@ enum Control {
     Active(IpNet, DateTime<Utc>),
 }
 
-pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
+/// Runs the agent; with `with_gateway`, also the gateway when the config
+/// has backends (`rampart run`), on the same store.
+pub fn run(path: &Path, with_gateway: bool) -> anyhow::Result<ExitCode> {
     let config = Config::load(path)?;
     let rules = rules::load(config.rules.dir.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(agent(config, rules))
+    runtime.block_on(agent(config, rules, with_gateway))
 }
 
-async fn agent(config: Config, rules: Rules) -> anyhow::Result<ExitCode> {
+async fn agent(config: Config, rules: Rules, with_gateway: bool) -> anyhow::Result<ExitCode> {
     let metrics = Metrics::new();
     let store: Arc<dyn Store> = Arc::from(
         rampart_store::open(&config.store.url)
@@ -82,6 +84,22 @@ async fn agent(config: Config, rules: Rules) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|w| parse_net(w))
         .collect::<Result<Vec<_>, _>>()?;
+    let gateway = if with_gateway && !config.gateway.backends.is_empty() {
+        let ctx = rampart_gateway::GatewayContext {
+            store: Arc::clone(&store),
+            policy: config.policy.clone(),
+            whitelist: Whitelist::exactly(entries.clone()),
+            id: config
+                .gateway
+                .id
+                .clone()
+                .or_else(|| config.agent.name.clone())
+                .unwrap_or_else(host_name),
+        };
+        Some(rampart_gateway::Gateway::build(&config.gateway, ctx).await?)
+    } else {
+        None
+    };
     let whitelist = Whitelist::new(entries).with_host_addresses(host_addresses());
     let mut policy = Policy::new(
         config.policy.clone(),
@@ -182,9 +200,26 @@ async fn agent(config: Config, rules: Rules) -> anyhow::Result<ExitCode> {
         dry_run = config.policy.dry_run,
         "agent started"
     );
+    let (gateway_stop, mut gateway_stopped) = tokio::sync::watch::channel(false);
+    let gateway = gateway.map(|g| {
+        for addr in g.local_addrs() {
+            tracing::info!(%addr, "gateway listening");
+        }
+        tokio::spawn(g.run(async move {
+            let _ = gateway_stopped.wait_for(|s| *s).await;
+        }))
+    });
 
     shutdown_signal().await;
     tracing::info!("stopping");
+    let _ = gateway_stop.send(true);
+    if let Some(g) = gateway {
+        match g.await {
+            Ok(Err(e)) => tracing::error!(error = %e, "gateway failed"),
+            Err(e) => tracing::error!(error = %e, "gateway task failed"),
+            Ok(Ok(())) => {}
+        }
+    }
     stop.store(true, Ordering::SeqCst);
     for t in threads {
         let _ = tokio::task::spawn_blocking(move || t.join()).await;

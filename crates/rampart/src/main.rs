@@ -42,7 +42,8 @@ enum LogFormatArg {
 enum Command {
     /// Follow logs, detect attacks and enforce bans (the agent role).
     Agent(RunArgs),
-    /// Run every role the config enables in one process.
+    /// Run every role the config enables in one process: the agent, and
+    /// the gateway when `[[gateway.backend]]` is configured.
     Run(RunArgs),
     /// Run the inline HTTP gateway: a reverse proxy that refuses floods,
     /// banned clients and attack requests.
@@ -85,7 +86,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format, &cli.log);
     let result = match cli.command {
-        Command::Agent(args) | Command::Run(args) => agent::run(&args.config),
+        Command::Agent(args) => agent::run(&args.config, false),
+        Command::Run(args) => agent::run(&args.config, true),
         Command::Gateway(args) => gateway::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Decisions(args) => decisions::run(args),

@@ -330,3 +330,107 @@ fn without_a_backend_the_gateway_refuses_to_start() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("gateway.backend[0].url"), "{err}");
 }
+
+/// `GET /` from `source` on a fresh connection; the status code.
+fn status_from(source: &str, port: u16) -> u16 {
+    use std::io::Write;
+    let socket = socket2_connect(source, port);
+    let mut s = socket;
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.get(9..12)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {out:?}"))
+}
+
+/// A TCP connection to 127.0.0.1:`port` from the loopback address `source`.
+fn socket2_connect(source: &str, port: u16) -> std::net::TcpStream {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(format!("{source}:0").parse().expect("source"))
+            .expect("bind");
+        let stream = socket
+            .connect(format!("127.0.0.1:{port}").parse().expect("addr"))
+            .await
+            .expect("connect");
+        let stream = stream.into_std().expect("std stream");
+        stream.set_nonblocking(false).expect("blocking");
+        stream
+    })
+}
+
+#[test]
+fn run_serves_the_gateway_beside_the_agent_and_cli_bans_reach_it() {
+    let (_backend, backend_port) = start_backend();
+    let (listen, admin, metrics) = (free_port(), free_port(), free_port());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("rampart.db");
+    let config = dir.path().join("rampart.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[store]
+url = "sqlite://{db}"
+
+[firewall]
+backend = "none"
+
+[metrics]
+listen = "127.0.0.1:{metrics}"
+
+[gateway]
+listen = ["127.0.0.1:{listen}"]
+admin = "127.0.0.1:{admin}"
+
+[[gateway.backend]]
+url = "http://127.0.0.1:{backend_port}"
+"#,
+            db = db.display()
+        ),
+    )
+    .expect("config");
+    let child = rampart()
+        .args(["--log", "warn", "run", "-c"])
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("rampart run starts");
+    let _running = Gateway(child);
+    wait_for(&format!("127.0.0.1:{admin}"));
+    wait_for(&format!("127.0.0.1:{metrics}"));
+    let port = listen;
+    assert_eq!(status_from("127.0.0.44", port), 200);
+
+    // An operator bans through the CLI, on the same store.
+    let out = rampart()
+        .args(["decisions", "-c"])
+        .arg(&config)
+        .args(["ban", "127.0.0.44", "--for", "10m", "--force"])
+        .output()
+        .expect("cli");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut refused = false;
+    for _ in 0..40 {
+        if status_from("127.0.0.44", port) == 403 {
+            refused = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(refused, "the CLI ban reaches the gateway");
+    assert_eq!(status_from("127.0.0.45", port), 200);
+}
