@@ -48,6 +48,7 @@ pub type RequestFacts<'a> = RequestInfo<'a>;
 pub struct Inspector {
     table: ClientTable,
     signatures: Signatures,
+    max_body_bytes: usize,
 }
 
 impl Inspector {
@@ -56,6 +57,7 @@ impl Inspector {
         Ok(Self {
             table: ClientTable::new(config),
             signatures: Signatures::with_libinjection(&config.signatures)?,
+            max_body_bytes: config.signatures.max_body_bytes,
         })
     }
 
@@ -69,13 +71,7 @@ impl Inspector {
     pub fn judge(&self, client: IpAddr, facts: &RequestFacts<'_>, now_ms: u64) -> Judgement {
         let key = self.key(client);
         if let Some(hit) = self.signatures.check(facts) {
-            let label = match hit.kind {
-                SignatureKind::Sqli => "gateway-sqli",
-                SignatureKind::Xss => "gateway-xss",
-                SignatureKind::Traversal => "gateway-traversal",
-                SignatureKind::Scanner => "gateway-scanner",
-                SignatureKind::SensitivePath => "gateway-sensitive-path",
-            };
+            let label = label_of(hit.kind);
             // Still count the request in the client's behaviour.
             let assessment = self.table.observe(key, facts, now_ms);
             return Judgement {
@@ -109,6 +105,22 @@ impl Inspector {
         }
     }
 
+    /// Largest form body inspected (0: bodies are not inspected).
+    pub fn max_body_bytes(&self) -> usize {
+        self.max_body_bytes
+    }
+
+    /// Checks an `application/x-www-form-urlencoded` body: the ban label
+    /// and the reason when a signature matches.
+    pub fn check_form(&self, body: &[u8]) -> Option<(&'static str, String)> {
+        let hit = self.signatures.check_body_form(body)?;
+        let label = label_of(hit.kind);
+        Some((
+            label,
+            format!("{label}: {} in {}", hit.detail, hit.location),
+        ))
+    }
+
     /// Feeds back the status a backend answered to a request of `key`.
     pub fn response(&self, key: IpNet, status: u16, now_ms: u64) {
         self.table.observe_response(key, status, now_ms);
@@ -122,5 +134,16 @@ impl Inspector {
     /// Clients tracked now.
     pub fn tracked(&self) -> usize {
         self.table.len()
+    }
+}
+
+/// The ban label of a signature kind.
+fn label_of(kind: SignatureKind) -> &'static str {
+    match kind {
+        SignatureKind::Sqli => "gateway-sqli",
+        SignatureKind::Xss => "gateway-xss",
+        SignatureKind::Traversal => "gateway-traversal",
+        SignatureKind::Scanner => "gateway-scanner",
+        SignatureKind::SensitivePath => "gateway-sensitive-path",
     }
 }

@@ -135,9 +135,21 @@ pub async fn serve(
             .map(str::to_owned),
         request_bytes: Arc::new(AtomicU64::new(0)),
     };
-    let response = match request_filter(&shared, &req, &mut ctx) {
-        Some(refusal) => refusal,
-        None => {
+    let mut refusal = request_filter(&shared, &req, &mut ctx);
+    let bytes = Arc::clone(&ctx.request_bytes);
+    let mut req = Some(req.map(|inner| Counted { inner, bytes }.boxed_unsync()));
+    if refusal.is_none()
+        && let Some(r) = req.take()
+    {
+        match body_filter(&shared, r, &mut ctx).await {
+            Ok(r) => req = Some(r),
+            Err(response) => refusal = Some(response),
+        }
+    }
+    let response = match (refusal, req) {
+        (Some(refusal), _) => refusal,
+        (None, None) => local_response(StatusCode::INTERNAL_SERVER_ERROR, &ctx, "request lost"),
+        (None, Some(req)) => {
             let total = shared.config.timeouts.total.0;
             match tokio::time::timeout(total, forward(&shared, req, &mut ctx)).await {
                 Ok(response) => response,
@@ -238,10 +250,117 @@ fn request_filter(
     })
 }
 
+/// Phase 1b: a small `application/x-www-form-urlencoded` body (declared
+/// length within `max_body_bytes`) is read whole and checked against the
+/// signatures before anything is forwarded; other bodies stream untouched.
+async fn body_filter(
+    shared: &Arc<Shared>,
+    req: Request<Body>,
+    ctx: &mut RequestCtx,
+) -> Result<Request<Body>, Response<Body>> {
+    let limit = shared.inspector.max_body_bytes();
+    let is_form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| {
+            t.split(';').next().is_some_and(|m| {
+                m.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            })
+        });
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let Some(length) = declared.filter(|&n| is_form && n > 0 && n <= limit) else {
+        return Ok(req);
+    };
+    let (parts, body) = req.into_parts();
+    let read = tokio::time::timeout(
+        shared.config.timeouts.header_read.0,
+        read_body(body, length),
+    )
+    .await;
+    let bytes = match read {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) | Err(_) => {
+            ctx.outcome = Outcome::aborted;
+            shared.metrics.error(Culprit::client);
+            return Err(local_response(
+                StatusCode::BAD_REQUEST,
+                ctx,
+                "request body incomplete or longer than declared",
+            ));
+        }
+    };
+    if let Some((label, reason)) = shared.inspector.check_form(&bytes) {
+        ctx.prediction = Prediction::Attack;
+        ctx.reason = Some(reason.clone());
+        let whitelisted = shared.whitelist.contains_addr(ctx.client);
+        let monitor = shared.config.mode == GatewayMode::Monitor;
+        if !whitelisted {
+            let judgement = crate::inspect::Judgement {
+                key: ctx.key.unwrap_or_else(|| shared.inspector.key(ctx.client)),
+                score: 1.0,
+                verdict: Verdict::Attack(label),
+                reason: Some(reason.clone()),
+                seen: 1,
+            };
+            let facts = RequestFacts {
+                method: parts.method.as_str(),
+                path: parts.uri.path(),
+                query: parts.uri.query(),
+                ..RequestFacts::default()
+            };
+            shared.decide_ban(
+                judgement.key,
+                label,
+                BanKind::Other,
+                &judgement,
+                &facts,
+                ctx,
+            );
+        }
+        if whitelisted {
+            ctx.reason = Some(format!("whitelisted; {reason}"));
+        } else if monitor {
+            ctx.reason = Some(format!("monitor: {reason}"));
+        } else {
+            ctx.blocked = true;
+            ctx.outcome = Outcome::attack;
+            return Err(local_response(
+                StatusCode::FORBIDDEN,
+                ctx,
+                "request refused",
+            ));
+        }
+    }
+    Ok(Request::from_parts(
+        parts,
+        Full::new(bytes).map_err(|e| match e {}).boxed_unsync(),
+    ))
+}
+
+/// Reads a whole body of at most `limit` bytes; `None` when it fails or is longer.
+async fn read_body(mut body: Body, limit: usize) -> Option<Bytes> {
+    let mut buf = bytes::BytesMut::with_capacity(limit);
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.ok()?.into_data() {
+            if buf.len() + data.len() > limit {
+                return None;
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Some(buf.freeze())
+}
+
 /// Phases 2–4: pick a backend, send the request, filter the answer.
 async fn forward(
     shared: &Arc<Shared>,
-    mut req: Request<Incoming>,
+    mut req: Request<Body>,
     ctx: &mut RequestCtx,
 ) -> Response<Body> {
     let upgrade = wants_upgrade(req.headers());
@@ -249,11 +368,7 @@ async fn forward(
     let (parts, body) = req.into_parts();
     let no_body = body.is_end_stream();
     let retryable = no_body && is_idempotent(&parts.method) && !upgrade;
-    let counted = Counted {
-        inner: body,
-        bytes: Arc::clone(&ctx.request_bytes),
-    };
-    let mut body: Option<Body> = Some(counted.boxed_unsync());
+    let mut body: Option<Body> = Some(body);
     let mut tried: Vec<usize> = Vec::new();
     let attempts = 1 + if retryable {
         shared.config.retries as usize

@@ -208,3 +208,46 @@ async fn monitor_mode_stores_dry_run_bans_and_forwards() {
     assert!(stored[0].decision.dry_run, "monitor bans are dry-run");
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn small_form_bodies_are_inspected_and_forwarded_intact() {
+    let b = backend("a").await;
+    let gw = gateway(config(&[&b])).await;
+    let form = |body: &str, source: &str| {
+        let c = client_from(ip(source));
+        let req = http::Request::post(gw.url("/echo"))
+            .header(
+                "content-type",
+                "application/x-www-form-urlencoded; charset=utf-8",
+            )
+            .body(text(body))
+            .expect("request");
+        async move { send(&c, req).await }
+    };
+    let benign = form("user=alice&comment=it%27s+fine%2C+thanks", "127.0.9.50").await;
+    assert_eq!(benign.status, StatusCode::OK);
+    let seen = benign.json();
+    assert_eq!(
+        seen["body_len"],
+        "user=alice&comment=it%27s+fine%2C+thanks".len()
+    );
+
+    let attack = form("user=admin%27+OR+%271%27%3D%271&password=x", "127.0.9.51").await;
+    assert_eq!(attack.status, StatusCode::FORBIDDEN, "{}", attack.body);
+    assert_eq!(
+        b.seen.load(Ordering::SeqCst),
+        1,
+        "the attack was not forwarded"
+    );
+    assert!(
+        eventually(3, || async {
+            decisions(&gw.store)
+                .await
+                .iter()
+                .any(|d| d.decision.target.to_string() == "127.0.9.51/32")
+        })
+        .await,
+        "the attacker is banned"
+    );
+    gw.stop().await;
+}
