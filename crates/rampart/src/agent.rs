@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 use rampart_act::Firewall;
 use rampart_config::{Config, SourceConfig, SourceType};
-use rampart_core::{Action, Decision, Event, Level, Origin, Whitelist, parse_net};
+use rampart_core::{Action, Decision, Event, Level, Origin, Whitelist};
 use rampart_detect::{Detector, Outcome, Policy};
 use rampart_logs::parse::{
     LineParser, ParseOptions, ParserRules, build_parser, parse_program_message,
@@ -78,24 +78,9 @@ async fn agent(config: Config, rules: Rules, with_gateway: bool) -> anyhow::Resu
             .with_context(|| format!("cannot open store {}", config.store.url))?,
     );
     let now = Utc::now();
-    let entries = config
-        .policy
-        .whitelist
-        .iter()
-        .map(|w| parse_net(w))
-        .collect::<Result<Vec<_>, _>>()?;
+    let entries = crate::gateway::whitelist_entries(&config)?;
     let gateway = if with_gateway && !config.gateway.backends.is_empty() {
-        let ctx = rampart_gateway::GatewayContext {
-            store: Arc::clone(&store),
-            policy: config.policy.clone(),
-            whitelist: Whitelist::exactly(entries.clone()),
-            id: config
-                .gateway
-                .id
-                .clone()
-                .or_else(|| config.agent.name.clone())
-                .unwrap_or_else(host_name),
-        };
+        let ctx = crate::gateway::context(&config, Arc::clone(&store))?;
         Some(rampart_gateway::Gateway::build(&config.gateway, ctx).await?)
     } else {
         None

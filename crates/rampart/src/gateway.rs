@@ -102,24 +102,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("cannot open store {}", config.store.url))?,
     );
-    let entries = config
-        .policy
-        .whitelist
-        .iter()
-        .map(|w| parse_net(w))
-        .collect::<Result<Vec<_>, _>>()?;
-    let id = config
-        .gateway
-        .id
-        .clone()
-        .or_else(|| config.agent.name.clone())
-        .unwrap_or_else(crate::agent::host_name);
-    let ctx = GatewayContext {
-        store,
-        policy: config.policy.clone(),
-        whitelist: Whitelist::exactly(entries),
-        id,
-    };
+    let ctx = context(&config, store)?;
     let gateway = Gateway::build(&config.gateway, ctx).await?;
     for addr in gateway.local_addrs() {
         tracing::info!(%addr, "gateway listening");
@@ -129,4 +112,29 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     }
     gateway.run(crate::agent::shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The configured whitelist entries (`[policy] whitelist`), parsed.
+pub(crate) fn whitelist_entries(config: &Config) -> anyhow::Result<Vec<ipnet::IpNet>> {
+    Ok(config
+        .policy
+        .whitelist
+        .iter()
+        .map(|w| parse_net(w))
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
+/// What the gateway needs from the config and the store.
+pub(crate) fn context(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<GatewayContext> {
+    Ok(GatewayContext {
+        store,
+        policy: config.policy.clone(),
+        whitelist: Whitelist::exactly(whitelist_entries(config)?),
+        id: config
+            .gateway
+            .id
+            .clone()
+            .or_else(|| config.agent.name.clone())
+            .unwrap_or_else(crate::agent::host_name),
+    })
 }
