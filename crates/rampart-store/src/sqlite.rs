@@ -384,32 +384,15 @@ impl Store for SqliteStore {
         }
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
         {
-            // 16 columns a row; SQLite takes up to 32766 bound values a statement.
-            for chunk in records.chunks(REQUEST_ROWS_PER_STATEMENT) {
-                let mut sql = QueryBuilder::<Sqlite>::new(
-                    "INSERT INTO request_log (time, gateway, request_id, client, method, path, \
-                     user_agent, status, request_bytes, response_bytes, latency_ms, score, \
-                     prediction, blocked, reason, backend) ",
-                );
-                sql.push_values(chunk, |mut row, r| {
-                    row.push_bind(to_ms(r.time))
-                        .push_bind(&r.gateway)
-                        .push_bind(&r.request_id)
-                        .push_bind(r.client.to_string())
-                        .push_bind(&r.method)
-                        .push_bind(&r.path)
-                        .push_bind(&r.user_agent)
-                        .push_bind(i64::from(r.status))
-                        .push_bind(u64_to_sql(r.request_bytes))
-                        .push_bind(u64_to_sql(r.response_bytes))
-                        .push_bind(r.latency_ms)
-                        .push_bind(r.score)
-                        .push_bind(r.prediction.as_str())
-                        .push_bind(r.blocked)
-                        .push_bind(&r.reason)
-                        .push_bind(&r.backend);
-                });
-                sql.build().execute(&mut *tx).await?;
+            // Statements of a few fixed sizes only, so that the prepared
+            // statement cache hits (one cached statement per distinct SQL).
+            let mut rest = records;
+            for size in REQUEST_ROWS_PER_STATEMENT {
+                while rest.len() >= size {
+                    let (chunk, tail) = rest.split_at(size);
+                    insert_request_rows(&mut tx, chunk).await?;
+                    rest = tail;
+                }
             }
         }
         tx.commit().await?;
@@ -436,8 +419,40 @@ impl Store for SqliteStore {
     }
 }
 
-/// Request-log rows per INSERT statement.
-const REQUEST_ROWS_PER_STATEMENT: usize = 1000;
+/// Request-log rows per INSERT statement, largest first (16 values a row;
+/// SQLite takes up to 32766 a statement). The last must be 1.
+const REQUEST_ROWS_PER_STATEMENT: [usize; 3] = [256, 16, 1];
+
+async fn insert_request_rows(
+    conn: &mut SqliteConnection,
+    rows: &[RequestRecord],
+) -> Result<(), StoreError> {
+    let mut sql = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO request_log (time, gateway, request_id, client, method, path, \
+         user_agent, status, request_bytes, response_bytes, latency_ms, score, \
+         prediction, blocked, reason, backend) ",
+    );
+    sql.push_values(rows, |mut row, r| {
+        row.push_bind(to_ms(r.time))
+            .push_bind(&r.gateway)
+            .push_bind(&r.request_id)
+            .push_bind(r.client.to_string())
+            .push_bind(&r.method)
+            .push_bind(&r.path)
+            .push_bind(&r.user_agent)
+            .push_bind(i64::from(r.status))
+            .push_bind(u64_to_sql(r.request_bytes))
+            .push_bind(u64_to_sql(r.response_bytes))
+            .push_bind(r.latency_ms)
+            .push_bind(r.score)
+            .push_bind(r.prediction.as_str())
+            .push_bind(r.blocked)
+            .push_bind(&r.reason)
+            .push_bind(&r.backend);
+    });
+    sql.build().execute(conn).await?;
+    Ok(())
+}
 
 fn request_from_row(row: &SqliteRow) -> Result<RequestRecord, StoreError> {
     let client: String = get(row, REQUEST_LOG, "client")?;
