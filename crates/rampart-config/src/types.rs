@@ -43,7 +43,9 @@ pub struct AgentConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     /// Database URL: `sqlite:///var/lib/rampart/rampart.db` (created if
-    /// missing, WAL mode) or `sqlite::memory:`.
+    /// missing, WAL mode), `sqlite::memory:`, or
+    /// `postgres://user:password@host:5432/rampart` (migrated at start;
+    /// several servers may share one database).
     pub url: String,
 }
 
@@ -387,10 +389,14 @@ impl Config {
         {
             problems.push("firewall.netns is not a valid namespace name".to_owned());
         }
-        if !(self.store.url.starts_with("sqlite:")) {
+        let url = &self.store.url;
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
             problems.push(format!(
-                "store.url: unsupported database {:?} (use sqlite:///path/to/rampart.db)",
-                self.store.url
+                "store.url: unsupported database {url:?} (use sqlite:///path/to/rampart.db or \
+                 postgres://user@host/db)"
             ));
         }
         problems.extend(self.gateway.validate());
