@@ -2,8 +2,9 @@
 //! decision change log that enforcement points follow, findings, and the
 //! positions of followed log files.
 //!
-//! One [`Store`] trait; [`sqlite::SqliteStore`] implements it today and a
-//! PostgreSQL implementation will pass the same [`test_suite`].
+//! One [`Store`] trait, implemented by [`sqlite::SqliteStore`] (embedded,
+//! the default) and [`postgres::PgStore`] (fleets; several servers may
+//! share one database); both pass the same [`test_suite`].
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -11,6 +12,7 @@ use ipnet::IpNet;
 use rampart_core::{Decision, Finding};
 use serde::{Deserialize, Serialize};
 
+pub mod postgres;
 pub mod sqlite;
 #[doc(hidden)]
 pub mod test_suite;
@@ -284,10 +286,13 @@ pub trait Store: Send + Sync {
 }
 
 /// Opens the store a URL names: `sqlite:///path/to/db` (created with its
-/// directory if missing) or `sqlite::memory:`.
+/// directory if missing), `sqlite::memory:`, or `postgres://user@host/db`
+/// (migrated on open).
 pub async fn open(url: &str) -> Result<Box<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
         Ok(Box::new(sqlite::SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Box::new(postgres::PgStore::open(url).await?))
     } else {
         Err(StoreError::UnsupportedUrl(url.to_owned()))
     }
