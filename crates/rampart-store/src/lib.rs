@@ -12,6 +12,7 @@ use ipnet::IpNet;
 use rampart_core::{Decision, Finding};
 use serde::{Deserialize, Serialize};
 
+mod columns;
 pub mod postgres;
 pub mod sqlite;
 #[doc(hidden)]

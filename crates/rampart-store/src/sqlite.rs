@@ -21,6 +21,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
+use crate::columns::*;
 use crate::{
     Change, ChangeKind, DecisionQuery, Position, Prediction, RequestRecord, Store, StoreError,
     StoredDecision, StoredFinding,
@@ -156,7 +157,7 @@ impl Store for SqliteStore {
         )
         .bind(decision.action.as_str())
         .bind(decision.target.to_string())
-        .bind(row.family)
+        .bind(i64::from(row.family))
         .bind(row.start)
         .bind(row.end)
         .bind(at)
@@ -419,10 +420,6 @@ impl Store for SqliteStore {
     }
 }
 
-/// Request-log rows per INSERT statement, largest first (16 values a row;
-/// SQLite takes up to 32766 a statement). The last must be 1.
-const REQUEST_ROWS_PER_STATEMENT: [usize; 3] = [256, 16, 1];
-
 async fn insert_request_rows(
     conn: &mut SqliteConnection,
     rows: &[RequestRecord],
@@ -482,12 +479,6 @@ fn request_from_row(row: &SqliteRow) -> Result<RequestRecord, StoreError> {
     })
 }
 
-const REQUEST_LOG: &str = "request_log";
-const DECISIONS: &str = "decisions";
-const DECISION_CHANGES: &str = "decision_changes";
-const FINDINGS: &str = "findings";
-const POSITIONS: &str = "positions";
-
 /// Whether a URL names an in-memory database (`sqlite::memory:`,
 /// `sqlite://:memory:`, `…?mode=memory`).
 fn is_memory_url(url: &str) -> bool {
@@ -498,35 +489,11 @@ fn is_memory_url(url: &str) -> bool {
     database == ":memory:" || params.split('&').any(|p| p == "mode=memory")
 }
 
-/// A target's family and address range, as stored.
-struct TargetColumns {
-    family: i64,
-    start: Vec<u8>,
-    end: Vec<u8>,
-}
-
-impl TargetColumns {
-    fn of(net: &IpNet) -> Self {
-        match net {
-            IpNet::V4(n) => Self {
-                family: 4,
-                start: n.network().octets().to_vec(),
-                end: n.broadcast().octets().to_vec(),
-            },
-            IpNet::V6(n) => Self {
-                family: 6,
-                start: n.network().octets().to_vec(),
-                end: n.broadcast().octets().to_vec(),
-            },
-        }
-    }
-}
-
 /// Appends `AND` the target of `d` lies inside `net` (or is it).
 fn push_inside(sql: &mut QueryBuilder<Sqlite>, net: &IpNet) {
     let range = TargetColumns::of(net);
     sql.push(" AND d.net_family = ")
-        .push_bind(range.family)
+        .push_bind(i64::from(range.family))
         .push(" AND d.range_start >= ")
         .push_bind(range.start)
         .push(" AND d.range_end <= ")
@@ -569,13 +536,6 @@ async fn insert_finding_row(
     .fetch_one(conn)
     .await?;
     Ok(id)
-}
-
-fn change_kind_name(kind: ChangeKind) -> &'static str {
-    match kind {
-        ChangeKind::Added => "added",
-        ChangeKind::Revoked => "revoked",
-    }
 }
 
 fn decision_from_row(row: &SqliteRow) -> Result<StoredDecision, StoreError> {
@@ -697,54 +657,6 @@ where
 {
     row.try_get(column)
         .map_err(|e| corrupt(table, format!("column {column}: {e}")))
-}
-
-fn corrupt(table: &'static str, reason: String) -> StoreError {
-    StoreError::Corrupt { table, reason }
-}
-
-fn parse_target(text: &str) -> Result<IpNet, StoreError> {
-    text.parse::<IpNet>()
-        .map_err(|_| corrupt(DECISIONS, format!("target {text:?} is not a network")))
-}
-
-fn to_ms(time: DateTime<Utc>) -> i64 {
-    time.timestamp_millis()
-}
-
-fn from_ms(table: &'static str, column: &str, ms: i64) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::from_timestamp_millis(ms)
-        .ok_or_else(|| corrupt(table, format!("column {column}: time {ms} ms out of range")))
-}
-
-fn opt_from_ms(
-    table: &'static str,
-    column: &str,
-    ms: Option<i64>,
-) -> Result<Option<DateTime<Utc>>, StoreError> {
-    ms.map(|ms| from_ms(table, column, ms)).transpose()
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError::Query(sqlx::Error::Encode(Box::new(e))))
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(
-    table: &'static str,
-    column: &str,
-    text: &str,
-) -> Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|e| corrupt(table, format!("column {column}: {e}")))
-}
-
-/// A u64 as the i64 with the same bits (SQLite integers are signed).
-fn u64_to_sql(value: u64) -> i64 {
-    i64::from_ne_bytes(value.to_ne_bytes())
-}
-
-/// The inverse of [`u64_to_sql`].
-fn sql_to_u64(value: i64) -> u64 {
-    u64::from_ne_bytes(value.to_ne_bytes())
 }
 
 #[cfg(test)]
