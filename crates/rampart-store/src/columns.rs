@@ -103,3 +103,19 @@ pub(crate) fn u64_to_sql(value: u64) -> i64 {
 pub(crate) fn sql_to_u64(value: i64) -> u64 {
     u64::from_ne_bytes(value.to_ne_bytes())
 }
+
+/// A unique-constraint violation as [`StoreError::Conflict`] naming `what`;
+/// any other error as a query error.
+pub(crate) fn conflict_or_query(error: sqlx::Error, what: &str) -> StoreError {
+    match error.as_database_error() {
+        Some(db) if db.is_unique_violation() => StoreError::Conflict(what.to_owned()),
+        _ => StoreError::Query(error),
+    }
+}
+
+pub(crate) const USERS: &str = "users";
+pub(crate) const TOKENS: &str = "tokens";
+
+pub(crate) fn role(table: &'static str, name: &str) -> Result<crate::Role, StoreError> {
+    crate::Role::from_name(name).ok_or_else(|| corrupt(table, format!("role {name:?}")))
+}

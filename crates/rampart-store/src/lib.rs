@@ -36,6 +36,9 @@ pub enum StoreError {
     /// A query failed.
     #[error("database error: {0}")]
     Query(#[from] sqlx::Error),
+    /// The name is taken (a user or token of that name exists).
+    #[error("{0} already exists")]
+    Conflict(String),
     /// A stored row could not be read back (corrupt or from a newer version).
     #[error("corrupt row in {table}: {reason}")]
     Corrupt {
@@ -212,6 +215,81 @@ pub struct RequestRecord {
     pub backend: Option<String>,
 }
 
+/// What a user or token may do. Each role can do what the ones before it can.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Machines (agents, gateways): push events and request logs, read decisions.
+    Agent,
+    /// People who read everything.
+    Viewer,
+    /// Viewers who also ban and unban.
+    Operator,
+    /// Operators who also manage users and tokens.
+    Admin,
+}
+
+impl Role {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Agent => "agent",
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Parses a stored (or typed) name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "agent" => Some(Role::Agent),
+            "viewer" => Some(Role::Viewer),
+            "operator" => Some(Role::Operator),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// A person allowed in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    /// Row id.
+    pub id: i64,
+    /// Login name.
+    pub name: String,
+    /// What the user may do (never `Agent`).
+    pub role: Role,
+    /// argon2 PHC string.
+    #[serde(skip_serializing)]
+    pub password_hash: String,
+    /// When created.
+    pub created_at: DateTime<Utc>,
+    /// When the role or password last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A machine (or script) token. The secret itself is never stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Token {
+    /// Row id.
+    pub id: i64,
+    /// Its name (`agent-web-1`).
+    pub name: String,
+    /// What it may do.
+    pub role: Role,
+    /// Hex SHA-256 of the secret.
+    #[serde(skip_serializing)]
+    pub secret_hash: String,
+    /// Who created it.
+    pub created_by: String,
+    /// When created.
+    pub created_at: DateTime<Utc>,
+    /// When revoked; a revoked token lets nothing in.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
 /// rampart's persistent state.
 ///
 /// Contract: every method is atomic (a failed call changes nothing); times
@@ -284,6 +362,49 @@ pub trait Store: Send + Sync {
         client: Option<std::net::IpAddr>,
         limit: u32,
     ) -> Result<Vec<RequestRecord>, StoreError>;
+
+    /// Adds a user; [`StoreError::Conflict`] when the name is taken.
+    async fn create_user(
+        &self,
+        name: &str,
+        role: Role,
+        password_hash: &str,
+        at: DateTime<Utc>,
+    ) -> Result<i64, StoreError>;
+
+    /// Changes a user's role and/or password hash; false when there is no such user.
+    async fn update_user(
+        &self,
+        name: &str,
+        role: Option<Role>,
+        password_hash: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// One user by name.
+    async fn get_user(&self, name: &str) -> Result<Option<User>, StoreError>;
+
+    /// Every user, by name.
+    async fn list_users(&self) -> Result<Vec<User>, StoreError>;
+
+    /// Adds a token (its secret's hash); [`StoreError::Conflict`] when the name is taken.
+    async fn create_token(
+        &self,
+        name: &str,
+        role: Role,
+        secret_hash: &str,
+        created_by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<i64, StoreError>;
+
+    /// The token whose secret hashes to `secret_hash` (revoked ones too).
+    async fn token_by_hash(&self, secret_hash: &str) -> Result<Option<Token>, StoreError>;
+
+    /// Revokes a token by name; false when there is none not already revoked.
+    async fn revoke_token(&self, name: &str, at: DateTime<Utc>) -> Result<bool, StoreError>;
+
+    /// Every token, by name.
+    async fn list_tokens(&self) -> Result<Vec<Token>, StoreError>;
 }
 
 /// Opens the store a URL names: `sqlite:///path/to/db` (created with its

@@ -23,8 +23,8 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use crate::columns::*;
 use crate::{
-    Change, ChangeKind, DecisionQuery, Position, Prediction, RequestRecord, Store, StoreError,
-    StoredDecision, StoredFinding,
+    Change, ChangeKind, DecisionQuery, Position, Prediction, RequestRecord, Role, Store,
+    StoreError, StoredDecision, StoredFinding, Token, User,
 };
 
 /// How long a statement waits for another connection's (or process's) lock.
@@ -418,6 +418,114 @@ impl Store for SqliteStore {
         let rows = sql.build().fetch_all(&self.pool).await?;
         rows.iter().map(request_from_row).collect()
     }
+
+    async fn create_user(
+        &self,
+        name: &str,
+        role: Role,
+        password_hash: &str,
+        at: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        sqlx::query_scalar(
+            "INSERT INTO users (name, role, password_hash, created_at, updated_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(name)
+        .bind(role.as_str())
+        .bind(password_hash)
+        .bind(to_ms(at))
+        .bind(to_ms(at))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| conflict_or_query(e, &format!("user {name:?}")))
+    }
+
+    async fn update_user(
+        &self,
+        name: &str,
+        role: Option<Role>,
+        password_hash: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE users SET role = COALESCE(?, role), password_hash = COALESCE(?, password_hash), updated_at = ? WHERE name = ?",
+        )
+        .bind(role.map(Role::as_str))
+        .bind(password_hash)
+        .bind(to_ms(at))
+        .bind(name)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn get_user(&self, name: &str) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, name, role, password_hash, created_at, updated_at FROM users WHERE name = ?",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, name, role, password_hash, created_at, updated_at FROM users ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn create_token(
+        &self,
+        name: &str,
+        role: Role,
+        secret_hash: &str,
+        created_by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        sqlx::query_scalar(
+            "INSERT INTO tokens (name, role, secret_hash, created_by, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(name)
+        .bind(role.as_str())
+        .bind(secret_hash)
+        .bind(created_by)
+        .bind(to_ms(at))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| conflict_or_query(e, &format!("token {name:?}")))
+    }
+
+    async fn token_by_hash(&self, secret_hash: &str) -> Result<Option<Token>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, name, role, secret_hash, created_by, created_at, revoked_at FROM tokens WHERE secret_hash = ?",
+        )
+        .bind(secret_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(token_from_row).transpose()
+    }
+
+    async fn revoke_token(&self, name: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL")
+                .bind(to_ms(at))
+                .bind(name)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<Token>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, name, role, secret_hash, created_by, created_at, revoked_at FROM tokens ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(token_from_row).collect()
+    }
 }
 
 async fn insert_request_rows(
@@ -657,6 +765,29 @@ where
 {
     row.try_get(column)
         .map_err(|e| corrupt(table, format!("column {column}: {e}")))
+}
+
+fn user_from_row(row: &SqliteRow) -> Result<User, StoreError> {
+    Ok(User {
+        id: get(row, USERS, "id")?,
+        name: get(row, USERS, "name")?,
+        role: role(USERS, &get::<String>(row, USERS, "role")?)?,
+        password_hash: get(row, USERS, "password_hash")?,
+        created_at: from_ms(USERS, "created_at", get(row, USERS, "created_at")?)?,
+        updated_at: from_ms(USERS, "updated_at", get(row, USERS, "updated_at")?)?,
+    })
+}
+
+fn token_from_row(row: &SqliteRow) -> Result<Token, StoreError> {
+    Ok(Token {
+        id: get(row, TOKENS, "id")?,
+        name: get(row, TOKENS, "name")?,
+        role: role(TOKENS, &get::<String>(row, TOKENS, "role")?)?,
+        secret_hash: get(row, TOKENS, "secret_hash")?,
+        created_by: get(row, TOKENS, "created_by")?,
+        created_at: from_ms(TOKENS, "created_at", get(row, TOKENS, "created_at")?)?,
+        revoked_at: opt_from_ms(TOKENS, "revoked_at", get(row, TOKENS, "revoked_at")?)?,
+    })
 }
 
 #[cfg(test)]
