@@ -1,6 +1,7 @@
 //! The rampart binary: command line and role wiring. Library crates do the
 //! work; this maps outcomes to output and exit codes.
 
+mod accounts;
 mod agent;
 mod check;
 mod decisions;
@@ -55,6 +56,10 @@ enum Command {
     Decisions(decisions::DecisionsArgs),
     /// Send attack traffic on loopback at a gateway and report what it blocked.
     Simulate(simulate::SimulateArgs),
+    /// Manage the people allowed into the server (viewer, operator, admin).
+    User(accounts::UserArgs),
+    /// Manage machine tokens (agents, gateways, scripts).
+    Token(accounts::TokenArgs),
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -90,6 +95,8 @@ fn main() -> ExitCode {
         Command::Run(args) => agent::run(&args.config, true),
         Command::Gateway(args) => gateway::run(args),
         Command::Replay(args) => replay::run(args),
+        Command::User(args) => accounts::run_user(args),
+        Command::Token(args) => accounts::run_token(args),
         Command::Decisions(args) => decisions::run(args),
         Command::Simulate(args) => simulate::run(args),
         Command::Config {
