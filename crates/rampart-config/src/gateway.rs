@@ -186,6 +186,9 @@ pub struct RequestLogConfig {
     pub queue: usize,
     /// Records written per store transaction at most. Default 1000.
     pub batch: usize,
+    /// Records older than this are deleted (checked every 10 minutes);
+    /// `0s` keeps everything. Default 24h.
+    pub keep: HumanDuration,
 }
 
 impl Default for RequestLogConfig {
@@ -194,6 +197,7 @@ impl Default for RequestLogConfig {
             enabled: true,
             queue: 65_536,
             batch: 1000,
+            keep: HumanDuration::from_secs(86_400),
         }
     }
 }

@@ -669,14 +669,33 @@ async fn follow_decisions(
     }
 }
 
-/// Expires bans and refreshes gauges once a second.
+/// How often old request-log records are deleted.
+const RETENTION_EVERY: u64 = 600;
+
+/// Expires bans and refreshes gauges once a second; deletes request-log
+/// records older than `request_log.keep` every ten minutes.
 async fn housekeeping(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    let mut ticks = 0u64;
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
             _ = stop.wait_for(|s| *s) => return,
         }
+        let keep = shared.config.request_log.keep.0;
+        if ticks.is_multiple_of(RETENTION_EVERY) && !keep.is_zero() {
+            let before =
+                Utc::now() - chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX);
+            match shared.store.purge_requests(before).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "request log retention"),
+                Err(error) => {
+                    shared.metrics.store_errors.inc();
+                    tracing::warn!(%error, "request log retention failed");
+                }
+            }
+        }
+        ticks += 1;
         let left = shared.bans.expire(Utc::now());
         shared
             .metrics

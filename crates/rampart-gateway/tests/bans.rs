@@ -261,3 +261,46 @@ async fn monitor_mode_records_but_never_blocks() {
     assert_eq!(log[0].prediction, Prediction::Blocked, "{:?}", log[0]);
     assert!(!log[0].blocked, "monitor mode forwards");
 }
+
+#[tokio::test]
+async fn request_log_older_than_keep_is_deleted() {
+    let b = backend("a").await;
+    let store: std::sync::Arc<dyn rampart_store::Store> = std::sync::Arc::new(
+        rampart_store::sqlite::SqliteStore::open("sqlite::memory:")
+            .await
+            .expect("store"),
+    );
+    let old = |days: i64| rampart_store::RequestRecord {
+        time: Utc::now() - Duration::days(days),
+        gateway: "gw-old".into(),
+        request_id: format!("old-{days}"),
+        client: ip("192.0.2.1"),
+        method: "GET".into(),
+        path: "/".into(),
+        user_agent: None,
+        status: 200,
+        request_bytes: 0,
+        response_bytes: 0,
+        latency_ms: 1.0,
+        score: 0.0,
+        prediction: Prediction::Normal,
+        blocked: false,
+        reason: None,
+        backend: None,
+    };
+    store
+        .insert_requests(&[old(3), old(0)])
+        .await
+        .expect("insert");
+    let gw = gateway_on(config(&[&b]), std::sync::Arc::clone(&store)).await;
+    assert!(
+        eventually(3, || async {
+            store.recent_requests(None, 10).await.expect("read").len() == 1
+        })
+        .await,
+        "the 3-day-old record is deleted at start, the fresh one kept"
+    );
+    let left = store.recent_requests(None, 10).await.expect("read");
+    assert_eq!(left[0].request_id, "old-0");
+    gw.stop().await;
+}

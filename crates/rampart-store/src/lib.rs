@@ -363,6 +363,13 @@ pub trait Store: Send + Sync {
         limit: u32,
     ) -> Result<Vec<RequestRecord>, StoreError>;
 
+    /// Retention: deletes request-log records older than `before`; returns how many.
+    async fn purge_requests(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// Retention: deletes findings older than `before` that led to no
+    /// decision (those behind a decision stay as its evidence); returns how many.
+    async fn purge_findings(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+
     /// Adds a user; [`StoreError::Conflict`] when the name is taken.
     async fn create_user(
         &self,

@@ -419,6 +419,22 @@ impl Store for SqliteStore {
         rows.iter().map(request_from_row).collect()
     }
 
+    async fn purge_requests(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM request_log WHERE time < ?")
+            .bind(to_ms(before))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn purge_findings(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM findings WHERE time < ? AND decision_id IS NULL")
+            .bind(to_ms(before))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     async fn create_user(
         &self,
         name: &str,
