@@ -119,3 +119,160 @@ pub(crate) const TOKENS: &str = "tokens";
 pub(crate) fn role(table: &'static str, name: &str) -> Result<crate::Role, StoreError> {
     crate::Role::from_name(name).ok_or_else(|| corrupt(table, format!("role {name:?}")))
 }
+
+/// The row readers, the same text for every backend: `$row` is the
+/// backend's row type, `$db` its database type. Expanded once in each
+/// backend module, which has the types, [`crate::columns`] and the store
+/// types in scope.
+macro_rules! row_readers {
+    ($row:ty, $db:ty) => {
+        fn decision_from_row(row: &$row) -> Result<StoredDecision, StoreError> {
+            let id: i64 = get(row, DECISIONS, "id")?;
+            let action_name: String = get(row, DECISIONS, "action")?;
+            let action = Action::from_name(&action_name).ok_or_else(|| {
+                corrupt(
+                    DECISIONS,
+                    format!("decision {id}: unknown action {action_name:?}"),
+                )
+            })?;
+            let origin_kind: String = get(row, DECISIONS, "origin_kind")?;
+            let origin_name: String = get(row, DECISIONS, "origin_name")?;
+            let origin = match origin_kind.as_str() {
+                "scenario" => Origin::Scenario(origin_name),
+                "operator" => Origin::Operator(origin_name),
+                "model" => Origin::Model(origin_name),
+                other => {
+                    return Err(corrupt(
+                        DECISIONS,
+                        format!("decision {id}: unknown origin kind {other:?}"),
+                    ));
+                }
+            };
+            let escalation = u32::try_from(get::<i64>(row, DECISIONS, "escalation")?)
+                .map_err(|e| corrupt(DECISIONS, format!("decision {id}: escalation: {e}")))?;
+            let findings: Vec<Finding> = from_json(
+                DECISIONS,
+                "findings_json",
+                &get::<String>(row, DECISIONS, "findings_json")?,
+            )?;
+
+            let decision = Decision {
+                id: Some(id),
+                action,
+                target: parse_target(&get::<String>(row, DECISIONS, "target")?)?,
+                at: from_ms(DECISIONS, "at", get(row, DECISIONS, "at")?)?,
+                until: opt_from_ms(DECISIONS, "until", get(row, DECISIONS, "until")?)?,
+                reason: get(row, DECISIONS, "reason")?,
+                origin,
+                dry_run: get(row, DECISIONS, "dry_run")?,
+                escalation,
+                findings,
+            };
+            Ok(StoredDecision {
+                id,
+                decision,
+                revoked_at: opt_from_ms(
+                    DECISIONS,
+                    "revoked_at",
+                    get(row, DECISIONS, "revoked_at")?,
+                )?,
+                revoked_by: get(row, DECISIONS, "revoked_by")?,
+            })
+        }
+
+        /// A change and its decision as it was right after the change: decisions
+        /// change only by being revoked, once, so after `Added` it is the current
+        /// row without its revocation, and after `Revoked` the current row.
+        fn change_from_row(row: &$row) -> Result<Change, StoreError> {
+            let seq: i64 = get(row, DECISION_CHANGES, "seq")?;
+            let kind_name: String = get(row, DECISION_CHANGES, "kind")?;
+            let kind = match kind_name.as_str() {
+                "added" => ChangeKind::Added,
+                "revoked" => ChangeKind::Revoked,
+                other => {
+                    return Err(corrupt(
+                        DECISION_CHANGES,
+                        format!("change {seq}: unknown kind {other:?}"),
+                    ));
+                }
+            };
+            let mut decision = decision_from_row(row)?;
+            if kind == ChangeKind::Added {
+                decision.revoked_at = None;
+                decision.revoked_by = None;
+            }
+            Ok(Change {
+                seq,
+                kind,
+                decision,
+            })
+        }
+
+        fn finding_from_row(row: &$row) -> Result<StoredFinding, StoreError> {
+            let id: i64 = get(row, FINDINGS, "id")?;
+            let level_name: String = get(row, FINDINGS, "level")?;
+            let level = Level::from_name(&level_name).ok_or_else(|| {
+                corrupt(
+                    FINDINGS,
+                    format!("finding {id}: unknown level {level_name:?}"),
+                )
+            })?;
+            let subject: Subject = from_json(
+                FINDINGS,
+                "subject_json",
+                &get::<String>(row, FINDINGS, "subject_json")?,
+            )?;
+            let evidence: Evidence = from_json(
+                FINDINGS,
+                "evidence_json",
+                &get::<String>(row, FINDINGS, "evidence_json")?,
+            )?;
+            Ok(StoredFinding {
+                id,
+                finding: Finding {
+                    time: from_ms(FINDINGS, "time", get(row, FINDINGS, "time")?)?,
+                    subject,
+                    label: get(row, FINDINGS, "label")?,
+                    score: get(row, FINDINGS, "score")?,
+                    level,
+                    evidence,
+                },
+                decision_id: get(row, FINDINGS, "decision_id")?,
+                note: get(row, FINDINGS, "note")?,
+            })
+        }
+
+        /// One column, a wrong type or an unexpected NULL being a corrupt row.
+        fn get<'r, T>(row: &'r $row, table: &'static str, column: &str) -> Result<T, StoreError>
+        where
+            T: sqlx::Decode<'r, $db> + sqlx::Type<$db>,
+        {
+            row.try_get(column)
+                .map_err(|e| corrupt(table, format!("column {column}: {e}")))
+        }
+
+        fn user_from_row(row: &$row) -> Result<User, StoreError> {
+            Ok(User {
+                id: get(row, USERS, "id")?,
+                name: get(row, USERS, "name")?,
+                role: role(USERS, &get::<String>(row, USERS, "role")?)?,
+                password_hash: get(row, USERS, "password_hash")?,
+                created_at: from_ms(USERS, "created_at", get(row, USERS, "created_at")?)?,
+                updated_at: from_ms(USERS, "updated_at", get(row, USERS, "updated_at")?)?,
+            })
+        }
+
+        fn token_from_row(row: &$row) -> Result<Token, StoreError> {
+            Ok(Token {
+                id: get(row, TOKENS, "id")?,
+                name: get(row, TOKENS, "name")?,
+                role: role(TOKENS, &get::<String>(row, TOKENS, "role")?)?,
+                secret_hash: get(row, TOKENS, "secret_hash")?,
+                created_by: get(row, TOKENS, "created_by")?,
+                created_at: from_ms(TOKENS, "created_at", get(row, TOKENS, "created_at")?)?,
+                revoked_at: opt_from_ms(TOKENS, "revoked_at", get(row, TOKENS, "revoked_at")?)?,
+            })
+        }
+    };
+}
+pub(crate) use row_readers;
