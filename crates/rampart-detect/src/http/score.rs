@@ -87,26 +87,17 @@ pub const SIGNALS: [Reason; 16] = [
     Reason::FixedBody,
 ];
 
-const ALL_REASONS: [Reason; 18] = [
-    Reason::Rate,
-    Reason::Burst,
-    Reason::Steady,
-    Reason::Regular,
-    Reason::NoCookie,
-    Reason::NoAcceptLanguage,
-    Reason::NoReferer,
-    Reason::SamePath,
-    Reason::ClientErrors,
-    Reason::ServerErrors,
-    Reason::NoUserAgent,
-    Reason::ToolUserAgent,
-    Reason::UserAgentRotation,
-    Reason::MethodMix,
-    Reason::FewHeaders,
-    Reason::FixedBody,
-    Reason::Flood,
-    Reason::Persistent,
-];
+/// Every reason: the signals, then the two rules.
+const ALL_REASONS: [Reason; SIGNALS.len() + 2] = {
+    let mut all = [Reason::Flood; SIGNALS.len() + 2];
+    let mut i = 0;
+    while i < SIGNALS.len() {
+        all[i] = SIGNALS[i];
+        i += 1;
+    }
+    all[SIGNALS.len() + 1] = Reason::Persistent;
+    all
+};
 
 impl Reason {
     /// The name used in config (`weights.<name>`), logs and JSON.
