@@ -9,6 +9,7 @@
 mod gateway;
 mod http_detect;
 mod interpolate;
+mod server;
 mod types;
 
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 pub use gateway::*;
 pub use http_detect::*;
 pub use interpolate::interpolate;
+pub use server::*;
 pub use types::*;
 
 /// One problem with a config file.

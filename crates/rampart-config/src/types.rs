@@ -28,6 +28,10 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// The inline HTTP gateway (`rampart gateway`).
     pub gateway: crate::GatewayConfig,
+    /// The central server (`rampart server`).
+    pub server: crate::ServerConfig,
+    /// Reporting to a central server (agents and gateways).
+    pub fleet: crate::FleetConfig,
 }
 
 /// This node's identity.
@@ -400,6 +404,8 @@ impl Config {
             ));
         }
         problems.extend(self.gateway.validate());
+        problems.extend(self.server.validate());
+        problems.extend(self.fleet.validate());
         problems
     }
 }

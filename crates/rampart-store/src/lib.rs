@@ -14,6 +14,12 @@ use serde::{Deserialize, Serialize};
 
 mod columns;
 pub mod postgres;
+mod rollup;
+mod server;
+pub use server::{
+    ActionRecord, AgentRecord, BlockedIp, EventRecord, HourCount, IpCount, PathCount, RequestFilter,
+    RequestPage, RequestStats, StoredRequest, UploadBatch, WhitelistEntry,
+};
 pub mod sqlite;
 #[doc(hidden)]
 pub mod test_suite;
@@ -412,6 +418,87 @@ pub trait Store: Send + Sync {
 
     /// Every token, by name.
     async fn list_tokens(&self) -> Result<Vec<Token>, StoreError>;
+
+    // ---- the central server's tables ----
+
+    /// Stores pushed events, all in one transaction; returns their ids in order.
+    async fn insert_events(&self, events: &[EventRecord]) -> Result<Vec<i64>, StoreError>;
+
+    /// Events with an id above `after`, oldest first, at most `limit`.
+    async fn events_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, EventRecord)>, StoreError>;
+
+    /// Records (replaces) a fleet member's heartbeat.
+    async fn upsert_agent(&self, agent: &AgentRecord) -> Result<(), StoreError>;
+
+    /// Every fleet member, by id.
+    async fn list_agents(&self) -> Result<Vec<AgentRecord>, StoreError>;
+
+    /// Records what an actuator did.
+    async fn insert_action(&self, action: &ActionRecord) -> Result<i64, StoreError>;
+
+    /// Actions, newest first, at most `limit`.
+    async fn recent_actions(&self, limit: u32) -> Result<Vec<(i64, ActionRecord)>, StoreError>;
+
+    /// Records an upload; returns its id.
+    async fn insert_upload(&self, batch: &UploadBatch) -> Result<i64, StoreError>;
+
+    /// Uploads, newest first, at most `limit`.
+    async fn recent_uploads(&self, limit: u32) -> Result<Vec<(i64, UploadBatch)>, StoreError>;
+
+    /// Adds a whitelist entry; [`StoreError::Conflict`] when that network is listed.
+    async fn add_whitelist(
+        &self,
+        target: &IpNet,
+        comment: &str,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<i64, StoreError>;
+
+    /// Every stored whitelist entry, by id.
+    async fn list_whitelist(&self) -> Result<Vec<WhitelistEntry>, StoreError>;
+
+    /// Deletes a whitelist entry; false when there was none.
+    async fn delete_whitelist(&self, id: i64) -> Result<bool, StoreError>;
+
+    /// One page (`offset`, `limit`) of request-log records matching
+    /// `filter`, newest first, with the number of all that match.
+    async fn query_requests(
+        &self,
+        filter: &RequestFilter,
+        offset: u64,
+        limit: u32,
+    ) -> Result<RequestPage, StoreError>;
+
+    /// Request-log records with an id above `after`, oldest first, at most `limit`.
+    async fn requests_after(&self, after: i64, limit: u32)
+    -> Result<Vec<StoredRequest>, StoreError>;
+
+    /// Statistics of the request log since `since` (and findings per
+    /// scenario), with the `top` busiest clients and paths.
+    async fn request_stats(
+        &self,
+        since: DateTime<Utc>,
+        top: u32,
+    ) -> Result<RequestStats, StoreError>;
+
+    /// Findings with an id above `after`, oldest first, at most `limit`.
+    async fn findings_after(&self, after: i64, limit: u32)
+    -> Result<Vec<StoredFinding>, StoreError>;
+
+    /// Banned networks summed over their (non-dry-run) ban decisions,
+    /// latest ban first, at most `limit`; `now` decides which are active.
+    async fn blocked_ips(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<BlockedIp>, StoreError>;
+
+    /// Retention: deletes events, actions and uploads older than `before`; returns how many.
+    async fn purge_events(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 }
 
 /// Opens the store a URL names: `sqlite:///path/to/db` (created with its

@@ -9,6 +9,7 @@ mod gateway;
 mod metrics;
 mod replay;
 mod rules;
+mod server;
 mod simulate;
 mod stream;
 
@@ -54,6 +55,8 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// List, add and lift decisions in the store of a running agent.
     Decisions(decisions::DecisionsArgs),
+    /// Run the central server: REST API, live stream, fleet sync.
+    Server(server::ServerArgs),
     /// Send attack traffic on loopback at a gateway and report what it blocked.
     Simulate(simulate::SimulateArgs),
     /// Manage the people allowed into the server (viewer, operator, admin).
@@ -95,6 +98,7 @@ fn main() -> ExitCode {
         Command::Run(args) => agent::run(&args.config, true),
         Command::Gateway(args) => gateway::run(args),
         Command::Replay(args) => replay::run(args),
+        Command::Server(args) => server::run(args),
         Command::User(args) => accounts::run_user(args),
         Command::Token(args) => accounts::run_token(args),
         Command::Decisions(args) => decisions::run(args),

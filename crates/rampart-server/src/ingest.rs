@@ -1,0 +1,609 @@
+//! What agents and gateways push: request logs, events (findings,
+//! decisions, log events, actions) and heartbeats.
+//!
+//! A batch is a JSON array. Each record is checked on its own: the valid
+//! ones are stored (in one transaction), the invalid ones are reported by
+//! index with the field at fault, and the batch is recorded in
+//! `upload_batches`. A batch in which nothing is valid answers 422.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, State};
+use axum::{Extension, Json};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use rampart_core::{Action, Decision, Event, EventKind, Finding};
+use rampart_detect::Outcome;
+use rampart_store::{
+    ActionRecord, AgentRecord, EventRecord, Prediction, RequestRecord, Role, UploadBatch,
+};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+use crate::access::Principal;
+use crate::error::{ApiError, ApiJson, from_value};
+use crate::state::AppState;
+
+/// Most records in one batch.
+pub const MAX_BATCH: usize = 50_000;
+
+/// One request-log record as pushed (`POST /api/v1/logs`).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogRecordIn {
+    /// When: RFC 3339 (`2025-11-25T10:31:02Z`), or without offset (UTC assumed).
+    #[serde(deserialize_with = "flexible_time")]
+    #[schema(value_type = String, example = "2025-11-25T10:31:02Z")]
+    pub timestamp: DateTime<Utc>,
+    /// Client address.
+    #[schema(value_type = String, example = "203.0.113.50")]
+    pub source_ip: IpAddr,
+    /// Path requested.
+    pub request_path: String,
+    /// Method. Default GET.
+    #[serde(default = "get_method")]
+    pub request_method: String,
+    /// User agent.
+    #[serde(default)]
+    pub user_agent: Option<String>,
+    /// NORMAL, DDoS, ATTACK or BLOCKED.
+    #[schema(value_type = String, example = "DDoS")]
+    pub prediction: Prediction,
+    /// 0..1.
+    pub confidence_score: f64,
+    /// 0 or 1 (or false/true).
+    #[serde(deserialize_with = "zero_one")]
+    #[schema(value_type = u8)]
+    pub is_blocked: bool,
+    /// Status answered.
+    pub response_status_code: u16,
+    /// Time to answer, ms.
+    #[serde(default)]
+    pub response_time_ms: f64,
+    /// Request body bytes.
+    #[serde(default)]
+    pub request_size_bytes: u64,
+    /// The gateway that saw it. Default: the pushing token's name.
+    #[serde(default)]
+    pub gateway_id: Option<String>,
+    /// The gateway's request id. Default: made up from the batch.
+    #[serde(default)]
+    pub request_id: Option<String>,
+    /// Response body bytes.
+    #[serde(default)]
+    pub response_size_bytes: u64,
+    /// Why it was blocked or flagged.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+fn get_method() -> String {
+    "GET".to_owned()
+}
+
+fn flexible_time<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_time(&text).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "{text:?} is not a time (RFC 3339, e.g. 2025-11-25T10:31:02Z)"
+        ))
+    })
+}
+
+/// Parses RFC 3339, or a time without offset as UTC.
+pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .ok()
+        .or_else(|| {
+            ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
+                .iter()
+                .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
+                .map(|t| t.and_utc())
+        })
+}
+
+fn zero_one<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Bool(b) => Ok(b),
+        Value::Number(n) if n.as_u64() == Some(0) => Ok(false),
+        Value::Number(n) if n.as_u64() == Some(1) => Ok(true),
+        other => Err(serde::de::Error::custom(format!("{other} is not 0 or 1"))),
+    }
+}
+
+impl LogRecordIn {
+    fn check(&self) -> Result<(), (String, String)> {
+        let bad = |f: &str, m: String| Err((f.to_owned(), m));
+        if !(0.0..=1.0).contains(&self.confidence_score) {
+            return bad(
+                "confidence_score",
+                format!("{} is not within 0..1", self.confidence_score),
+            );
+        }
+        if !(100..=599).contains(&self.response_status_code) {
+            return bad(
+                "response_status_code",
+                format!("{} is not an HTTP status", self.response_status_code),
+            );
+        }
+        if !self.request_path.starts_with('/') && self.request_path != "*" {
+            return bad("request_path", "must start with /".to_owned());
+        }
+        if self.request_path.len() > 8192 {
+            return bad("request_path", "longer than 8192 bytes".to_owned());
+        }
+        if self.request_method.is_empty()
+            || self.request_method.len() > 16
+            || !self.request_method.bytes().all(|b| b.is_ascii_alphabetic())
+        {
+            return bad(
+                "request_method",
+                format!("{:?} is not a method", self.request_method),
+            );
+        }
+        if !self.response_time_ms.is_finite() || self.response_time_ms < 0.0 {
+            return bad("response_time_ms", "must be a number ≥ 0".to_owned());
+        }
+        Ok(())
+    }
+
+    fn into_record(self, principal: &str, batch_tag: &str, index: usize) -> RequestRecord {
+        RequestRecord {
+            time: self.timestamp,
+            gateway: self.gateway_id.unwrap_or_else(|| principal.to_owned()),
+            request_id: self
+                .request_id
+                .unwrap_or_else(|| format!("{batch_tag}-{index}")),
+            client: self.source_ip,
+            method: self.request_method.to_ascii_uppercase(),
+            path: self.request_path,
+            user_agent: self.user_agent,
+            status: self.response_status_code,
+            request_bytes: self.request_size_bytes,
+            response_bytes: self.response_size_bytes,
+            latency_ms: self.response_time_ms,
+            score: self.confidence_score,
+            prediction: self.prediction,
+            blocked: self.is_blocked,
+            reason: self.reason,
+            backend: None,
+        }
+    }
+}
+
+/// A record refused, by its index in the batch.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Rejected {
+    /// 0-based position in the array.
+    pub index: usize,
+    /// The field at fault (`.` for the record itself).
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// What became of a batch.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BatchResult {
+    /// The upload's id (in `upload_batches`).
+    pub batch_id: i64,
+    /// Records stored.
+    pub accepted: u64,
+    /// Records refused.
+    pub rejected: u64,
+    /// Why, by index (at most 100 listed).
+    pub errors: Vec<Rejected>,
+}
+
+fn reject(index: usize, (field, message): (String, String)) -> Rejected {
+    Rejected {
+        index,
+        field: if field.is_empty() {
+            ".".to_owned()
+        } else {
+            field
+        },
+        message,
+    }
+}
+
+fn check_batch_size(items: &[Value]) -> Result<(), ApiError> {
+    if items.len() > MAX_BATCH {
+        return Err(ApiError::BadRequest {
+            field: None,
+            message: format!("{} records in one batch; at most {MAX_BATCH}", items.len()),
+        });
+    }
+    Ok(())
+}
+
+async fn finish_batch(
+    state: &AppState,
+    principal: &Principal,
+    kind: &'static str,
+    accepted: u64,
+    mut errors: Vec<Rejected>,
+) -> Result<Json<BatchResult>, ApiError> {
+    let rejected = errors.len() as u64;
+    state.metrics.ingest(kind, accepted, rejected);
+    errors.truncate(100);
+    let batch_id = state
+        .store
+        .insert_upload(&UploadBatch {
+            time: Utc::now(),
+            principal: principal.name.clone(),
+            kind: kind.to_owned(),
+            accepted,
+            rejected,
+            errors: serde_json::to_value(&errors).unwrap_or(Value::Null),
+        })
+        .await?;
+    let result = BatchResult {
+        batch_id,
+        accepted,
+        rejected,
+        errors,
+    };
+    if accepted == 0 && rejected > 0 {
+        tracing::info!(principal = %principal.name, kind, rejected, "batch refused");
+        return Err(ApiError::NothingValid(Box::new(result)));
+    }
+    Ok(Json(result))
+}
+
+/// Push request-log records.
+#[utoipa::path(post, path = "/api/v1/logs", tag = "ingest", request_body = Vec<LogRecordIn>,
+    responses((status = 200, body = BatchResult), (status = 400, body = crate::error::ErrorBody),
+              (status = 413, body = crate::error::ErrorBody), (status = 422, body = BatchResult)))]
+pub async fn post_logs(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    ApiJson(items): ApiJson<Vec<Value>>,
+) -> Result<Json<BatchResult>, ApiError> {
+    principal.require_machine(Role::Operator)?;
+    check_batch_size(&items)?;
+    let tag = format!("{}-{}", principal.name, Utc::now().timestamp_millis());
+    let mut records = Vec::with_capacity(items.len());
+    let mut errors = Vec::new();
+    for (index, item) in items.into_iter().enumerate() {
+        match from_value::<LogRecordIn>(item).and_then(|r| r.check().map(|()| r)) {
+            Ok(r) => records.push(r.into_record(&principal.name, &tag, index)),
+            Err(e) => errors.push(reject(index, e)),
+        }
+    }
+    if !records.is_empty() {
+        state.store.insert_requests(&records).await?;
+    }
+    finish_batch(&state, &principal, "logs", records.len() as u64, errors).await
+}
+
+/// One pushed event.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum EventIn {
+    /// A finding that led to no decision (with why).
+    Finding {
+        /// The finding.
+        #[schema(value_type = Object)]
+        finding: Finding,
+        /// Why no decision followed.
+        #[serde(default)]
+        note: Option<String>,
+    },
+    /// A decision made by the node (a ban it enforces already): stored and
+    /// streamed to the rest of the fleet.
+    Decision {
+        /// The decision, with its findings.
+        #[schema(value_type = Object)]
+        decision: Decision,
+    },
+    /// A parsed log event.
+    Event {
+        /// The event.
+        #[schema(value_type = Object)]
+        event: Event,
+    },
+    /// What an actuator did.
+    Action {
+        /// When.
+        #[schema(value_type = String)]
+        time: DateTime<Utc>,
+        /// The decision acted on, when known.
+        #[serde(default)]
+        decision_id: Option<i64>,
+        /// ban, unban, alert…
+        action: String,
+        /// The target.
+        target: String,
+        /// Whether it worked.
+        ok: bool,
+        /// Details.
+        #[serde(default)]
+        detail: String,
+    },
+}
+
+/// Push events: findings, decisions, log events, actions.
+#[utoipa::path(post, path = "/api/v1/events", tag = "ingest", request_body = Vec<EventIn>,
+    responses((status = 200, body = BatchResult), (status = 400, body = crate::error::ErrorBody),
+              (status = 413, body = crate::error::ErrorBody), (status = 422, body = BatchResult)))]
+pub async fn post_events(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    ApiJson(items): ApiJson<Vec<Value>>,
+) -> Result<Json<BatchResult>, ApiError> {
+    principal.require_machine(Role::Operator)?;
+    check_batch_size(&items)?;
+    let mut errors = Vec::new();
+    let mut events = Vec::new();
+    let mut accepted = 0u64;
+    for (index, item) in items.into_iter().enumerate() {
+        let parsed = match from_value::<EventIn>(item.clone()) {
+            Ok(p) => p,
+            Err(e) => {
+                errors.push(reject(index, e));
+                continue;
+            }
+        };
+        let node = principal.name.clone();
+        let (kind, source_ip, label, time) = match &parsed {
+            EventIn::Finding { finding, .. } => (
+                "finding",
+                subject_addr(&finding.subject),
+                Some(finding.label.clone()),
+                finding.time,
+            ),
+            EventIn::Decision { decision } => (
+                "decision",
+                Some(decision.target.network()),
+                Some(decision.origin.to_string()),
+                decision.at,
+            ),
+            EventIn::Event { event } => (
+                "event",
+                event.addr,
+                Some(event.kind.as_str().to_owned()),
+                event.time,
+            ),
+            EventIn::Action { time, .. } => ("action", None, None, *time),
+        };
+        match store_item(&state, &node, parsed).await {
+            Ok(()) => {
+                accepted += 1;
+                events.push(EventRecord {
+                    time,
+                    node,
+                    kind: kind.to_owned(),
+                    source_ip,
+                    label,
+                    payload: item,
+                });
+            }
+            Err(ApiError::BadRequest { field, message }) => errors.push(Rejected {
+                index,
+                field: field.unwrap_or_else(|| ".".to_owned()),
+                message,
+            }),
+            Err(e) => return Err(e),
+        }
+    }
+    if !events.is_empty() {
+        state.store.insert_events(&events).await?;
+    }
+    finish_batch(&state, &principal, "events", accepted, errors).await
+}
+
+async fn store_item(state: &AppState, node: &str, item: EventIn) -> Result<(), ApiError> {
+    match item {
+        EventIn::Finding { finding, note } => {
+            let note = note.unwrap_or_else(|| format!("reported by {node}"));
+            state.store.insert_finding(&finding, &note).await?;
+        }
+        EventIn::Decision { mut decision } => {
+            if decision.action != Action::Ban {
+                return Err(ApiError::field(
+                    "decision.action",
+                    "only ban decisions are pushed; unban with DELETE /api/v1/decisions",
+                ));
+            }
+            decision.id = None;
+            if !crate::decisions::already_known(state, &decision).await? {
+                state.store.insert_decision(&decision).await?;
+                state
+                    .metrics
+                    .decisions
+                    .get_or_create(&crate::metrics::ActionLabel { action: "ban" })
+                    .inc();
+            }
+        }
+        EventIn::Event { .. } => {}
+        EventIn::Action {
+            time,
+            decision_id,
+            action,
+            target,
+            ok,
+            detail,
+        } => {
+            state
+                .store
+                .insert_action(&ActionRecord {
+                    time,
+                    node: node.to_owned(),
+                    decision_id,
+                    action,
+                    target,
+                    ok,
+                    detail,
+                })
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+fn subject_addr(subject: &rampart_core::Subject) -> Option<IpAddr> {
+    match subject {
+        rampart_core::Subject::Net(net) => Some(net.network()),
+        _ => None,
+    }
+}
+
+/// A heartbeat (`POST /api/v1/heartbeat`).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatIn {
+    /// The node's id. Default: the token's name.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// `agent` or `gateway`.
+    pub kind: String,
+    /// rampart version.
+    pub version: String,
+    /// When the node started.
+    #[schema(value_type = String)]
+    pub started_at: DateTime<Utc>,
+    /// Log lines or requests processed since it started.
+    #[serde(default)]
+    pub processed: u64,
+    /// Bans made or requests blocked since it started.
+    #[serde(default)]
+    pub blocked: u64,
+}
+
+/// Report that a node is alive.
+#[utoipa::path(post, path = "/api/v1/heartbeat", tag = "ingest", request_body = HeartbeatIn,
+    responses((status = 204), (status = 400, body = crate::error::ErrorBody)))]
+pub async fn heartbeat(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ApiJson(beat): ApiJson<HeartbeatIn>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    principal.require_machine(Role::Operator)?;
+    if !matches!(beat.kind.as_str(), "agent" | "gateway") {
+        return Err(ApiError::field(
+            "kind",
+            format!("{:?} is not agent or gateway", beat.kind),
+        ));
+    }
+    let record = AgentRecord {
+        id: beat.id.unwrap_or_else(|| principal.name.clone()),
+        kind: beat.kind,
+        address: peer.ip().to_string(),
+        version: beat.version,
+        started_at: beat.started_at,
+        last_seen: Utc::now(),
+        processed: beat.processed,
+        blocked: beat.blocked,
+    };
+    state.store.upsert_agent(&record).await?;
+    state.live.publish_agent(&record);
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+/// A failed login becomes an event (stored, and fed to rampart's scenarios,
+/// which may ban the address like any other brute force).
+pub async fn login_failed(state: &AppState, addr: IpAddr, user: &str) {
+    let now = Utc::now();
+    let mut event = Event::new(
+        now,
+        Arc::from("rampart-server"),
+        EventKind::HttpAuthFailure,
+        Some(addr),
+    );
+    event.fields.set("user", user.to_owned());
+    event.fields.set("path", "/api/v1/auth/login".to_owned());
+    let record = EventRecord {
+        time: now,
+        node: state.node.clone(),
+        kind: "login_failure".to_owned(),
+        source_ip: Some(addr),
+        label: Some("http_auth_failure".to_owned()),
+        payload: serde_json::json!({"user": user, "path": "/api/v1/auth/login"}),
+    };
+    if let Err(e) = state
+        .store
+        .insert_events(std::slice::from_ref(&record))
+        .await
+    {
+        state.metrics.store_errors.inc();
+        tracing::error!(error = %e, "cannot store login failure");
+    }
+    let Some(detector) = &state.detector else {
+        return;
+    };
+    let mut outcomes = Vec::new();
+    detector
+        .lock()
+        .await
+        .handle(&event, Some(now), &mut outcomes);
+    for outcome in outcomes {
+        let stored = match outcome {
+            Outcome::Decided(decision) => {
+                tracing::warn!(ip = %addr, reason = %decision.reason, "banning a login brute force");
+                state.store.insert_decision(&decision).await.map(|_| ())
+            }
+            Outcome::Skipped { finding, note } => state
+                .store
+                .insert_finding(&finding, &note)
+                .await
+                .map(|_| ()),
+        };
+        if let Err(e) = stored {
+            state.metrics.store_errors.inc();
+            tracing::error!(error = %e, "cannot store the login brute force's outcome");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_records_are_checked_field_by_field() {
+        let good = serde_json::json!({
+            "timestamp": "2025-11-25T10:31:02", "source_ip": "203.0.113.50",
+            "request_path": "/api", "request_method": "POST", "user_agent": "curl",
+            "prediction": "DDoS", "confidence_score": 0.9, "is_blocked": 1,
+            "response_status_code": 429, "response_time_ms": 1.5, "request_size_bytes": 10,
+            "gateway_id": "gw-1"
+        });
+        let r: LogRecordIn = from_value(good.clone()).expect("valid");
+        r.check().expect("valid");
+        assert!(r.is_blocked);
+        assert_eq!(r.timestamp.to_rfc3339(), "2025-11-25T10:31:02+00:00");
+        let with = |k: &str, v: Value| {
+            let mut x = good.clone();
+            x[k] = v;
+            from_value::<LogRecordIn>(x).and_then(|r| r.check())
+        };
+        assert_eq!(with("source_ip", "nope".into()).unwrap_err().0, "source_ip");
+        assert_eq!(
+            with("prediction", "EVIL".into()).unwrap_err().0,
+            "prediction"
+        );
+        assert_eq!(with("is_blocked", 2.into()).unwrap_err().0, "is_blocked");
+        assert_eq!(
+            with("confidence_score", 1.5.into()).unwrap_err().0,
+            "confidence_score"
+        );
+        assert_eq!(
+            with("response_status_code", 42.into()).unwrap_err().0,
+            "response_status_code"
+        );
+        assert_eq!(
+            with("timestamp", "yesterday".into()).unwrap_err().0,
+            "timestamp"
+        );
+        assert_eq!(
+            with("extra", 1.into())
+                .unwrap_err()
+                .1
+                .contains("unknown field"),
+            true
+        );
+    }
+}
