@@ -104,6 +104,11 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The gateway's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
     /// Milliseconds since the gateway started (monotonic).
     pub fn now_ms(&self) -> u64 {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)

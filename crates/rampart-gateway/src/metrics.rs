@@ -219,6 +219,26 @@ impl Metrics {
         self.requests.get_or_create(&OutcomeLabel { outcome }).get()
     }
 
+    /// Requests handled and requests refused (banned, flood, attack,
+    /// anomaly) so far: what a fleet heartbeat reports.
+    pub fn totals(&self) -> (u64, u64) {
+        use Outcome::*;
+        let all = [
+            forwarded,
+            banned,
+            flood,
+            attack,
+            anomaly,
+            bad_gateway,
+            unavailable,
+            timeout,
+            aborted,
+        ];
+        let refused = [banned, flood, attack, anomaly];
+        let sum = |list: &[Outcome]| list.iter().map(|o| self.requests_with(*o)).sum();
+        (sum(&all), sum(&refused))
+    }
+
     /// Counts a failed request by who caused it.
     pub fn error(&self, culprit: Culprit) {
         self.errors.get_or_create(&CulpritLabel { culprit }).inc();

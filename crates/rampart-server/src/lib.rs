@@ -12,6 +12,7 @@ pub mod admin;
 pub mod auth;
 pub mod decisions;
 pub mod error;
+pub mod fleet;
 pub mod ingest;
 pub mod live;
 pub mod metrics;
@@ -125,6 +126,13 @@ impl Server {
         let retention = tokio::spawn(retention(Arc::clone(&self.state)));
         let app =
             router(Arc::clone(&self.state)).into_make_service_with_connect_info::<SocketAddr>();
+        // Long polls and live clients end first, so the graceful shutdown
+        // does not wait for them.
+        let state = Arc::clone(&self.state);
+        let shutdown = async move {
+            shutdown.await;
+            state.live.stop();
+        };
         let result = match self.tls {
             None => {
                 axum::serve(self.listener, app)

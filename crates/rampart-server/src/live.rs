@@ -61,6 +61,7 @@ pub struct LiveItem {
 pub struct Hub {
     tx: broadcast::Sender<Arc<LiveItem>>,
     version: watch::Sender<u64>,
+    stopping: watch::Sender<bool>,
 }
 
 impl Default for Hub {
@@ -74,7 +75,12 @@ impl Hub {
     pub fn new() -> Self {
         let (tx, _) = broadcast::channel(QUEUE);
         let (version, _) = watch::channel(0);
-        Self { tx, version }
+        let (stopping, _) = watch::channel(false);
+        Self {
+            tx,
+            version,
+            stopping,
+        }
     }
 
     /// Sends `data` on `channel`.
@@ -101,11 +107,29 @@ impl Hub {
         self.version.send_modify(|v| *v += 1);
     }
 
-    /// Resolves at the next [`Hub::wake`] after this call.
+    /// Resolves at the next [`Hub::wake`] after this call, or when the
+    /// server begins to stop.
     pub fn changed(&self) -> impl Future<Output = ()> + Send + 'static {
         let mut rx = self.version.subscribe();
+        let stopping = self.stopped();
         async move {
-            let _ = rx.changed().await;
+            tokio::select! {
+                _ = rx.changed() => {}
+                () = stopping => {}
+            }
+        }
+    }
+
+    /// Tells long polls and live clients to finish (the server is stopping).
+    pub fn stop(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Resolves once [`Hub::stop`] has been called.
+    pub fn stopped(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.stopping.subscribe();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
         }
     }
 
@@ -299,6 +323,8 @@ async fn client(
     let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
     let hello = json!({"type": "subscribed", "channels": sorted(&channels)}).to_string();
     let mut close: Option<(u16, String)> = None;
+    let stopping = state.live.stopped();
+    tokio::pin!(stopping);
     if send(&mut socket, hello.into()).await.is_err() {
         close = Some((close_code::AWAY, String::new()));
     }
@@ -320,6 +346,7 @@ async fn client(
                 }
                 Err(broadcast::error::RecvError::Closed) => close = Some((close_code::AWAY, "server stopping".to_owned())),
             },
+            () = &mut stopping => close = Some((close_code::AWAY, "server stopping".to_owned())),
             _ = beat.tick() => {
                 let text = json!({"type": "heartbeat", "time": Utc::now()}).to_string();
                 if send(&mut socket, text.into()).await.is_err() {

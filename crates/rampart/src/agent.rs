@@ -71,12 +71,24 @@ pub fn run(path: &Path, with_gateway: bool) -> anyhow::Result<ExitCode> {
 }
 
 async fn agent(config: Config, rules: Rules, with_gateway: bool) -> anyhow::Result<ExitCode> {
-    let metrics = Metrics::new();
-    let store: Arc<dyn Store> = Arc::from(
+    let local: Arc<dyn Store> = Arc::from(
         rampart_store::open(&config.store.url)
             .await
             .with_context(|| format!("cannot open store {}", config.store.url))?,
     );
+    let node = config.agent.name.clone().unwrap_or_else(host_name);
+    let fleet = crate::fleet::attach(&config.fleet, local, node, "agent")?;
+    let metrics = Metrics::with_fleet(fleet.link.clone());
+    if let Some(link) = &fleet.link {
+        let m = Arc::clone(&metrics);
+        link.set_counters(Box::new(move || {
+            (
+                m.lines_total.load(Ordering::Relaxed),
+                m.decisions_total.load(Ordering::Relaxed),
+            )
+        }));
+    }
+    let store = Arc::clone(&fleet.store);
     let now = Utc::now();
     let entries = crate::gateway::whitelist_entries(&config)?;
     let gateway = if with_gateway && !config.gateway.backends.is_empty() {
@@ -212,6 +224,7 @@ async fn agent(config: Config, rules: Rules, with_gateway: bool) -> anyhow::Resu
     // Detection ends when every source thread has gone and its channel is drained.
     let _ = tokio::time::timeout(Duration::from_secs(10), detection).await;
     follower.abort();
+    fleet.finish().await;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -590,6 +603,7 @@ async fn record(store: &dyn Store, outcome: Outcome, metrics: &Metrics) {
                     dry_run: decision.dry_run.to_string(),
                 })
                 .inc();
+            metrics.decisions_total.fetch_add(1, Ordering::Relaxed);
             tracing::info!(
                 ip = %rampart_core::addr::display_net(&decision.target),
                 action = decision.action.as_str(),

@@ -103,14 +103,30 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot open store {}", config.store.url))?,
     );
     let ctx = context(&config, store)?;
+    let fleet = crate::fleet::attach(
+        &config.fleet,
+        Arc::clone(&ctx.store),
+        ctx.id.clone(),
+        "gateway",
+    )?;
+    let ctx = GatewayContext {
+        store: Arc::clone(&fleet.store),
+        ..ctx
+    };
     let gateway = Gateway::build(&config.gateway, ctx).await?;
+    if let Some(link) = &fleet.link {
+        let shared = gateway.shared();
+        link.set_counters(Box::new(move || shared.metrics().totals()));
+    }
     for addr in gateway.local_addrs() {
         tracing::info!(%addr, "gateway listening");
     }
     if let Some(addr) = gateway.admin_addr() {
         tracing::info!(%addr, "admin listening");
     }
-    gateway.run(crate::agent::shutdown_signal()).await?;
+    let result = gateway.run(crate::agent::shutdown_signal()).await;
+    fleet.finish().await;
+    result?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -5,6 +5,7 @@ mod accounts;
 mod agent;
 mod check;
 mod decisions;
+mod fleet;
 mod gateway;
 mod metrics;
 mod replay;

@@ -52,11 +52,19 @@ pub struct Metrics {
     pub active_bans: Gauge,
     pub store_errors: Counter,
     pub source_errors: Family<SourceLabel, Counter>,
+    /// Lines read, all sources (for the fleet heartbeat).
+    pub lines_total: std::sync::atomic::AtomicU64,
+    /// Decisions made (for the fleet heartbeat).
+    pub decisions_total: std::sync::atomic::AtomicU64,
 }
 
 impl Metrics {
-    pub fn new() -> Arc<Self> {
+    /// The metrics, with the fleet link's counters when there is a link.
+    pub fn with_fleet(link: Option<Arc<rampart_server::fleet::Link>>) -> Arc<Self> {
         let mut registry = Registry::with_prefix("rampart");
+        if let Some(link) = link {
+            registry.register_collector(Box::new(rampart_server::fleet::FleetCollector(link)));
+        }
         let m = Self {
             lines: Family::default(),
             events: Family::default(),
@@ -68,6 +76,8 @@ impl Metrics {
             active_bans: Gauge::default(),
             store_errors: Counter::default(),
             source_errors: Family::default(),
+            lines_total: std::sync::atomic::AtomicU64::new(0),
+            decisions_total: std::sync::atomic::AtomicU64::new(0),
             registry: Registry::default(),
         };
         registry.register("log_lines", "Log lines read", m.lines.clone());
@@ -117,6 +127,8 @@ impl Metrics {
             source: source.to_owned(),
         };
         self.lines.get_or_create(&label).inc_by(counts.lines);
+        self.lines_total
+            .fetch_add(counts.lines, std::sync::atomic::Ordering::Relaxed);
         self.events.get_or_create(&label).inc_by(counts.events);
         for (reason, n) in counts.skipped_by_reason() {
             self.skipped

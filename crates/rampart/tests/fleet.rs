@@ -1,0 +1,621 @@
+//! The fleet end to end, every part a real child process: one `rampart
+//! server`, two `rampart agent`s (each with its own store and, as root, its
+//! own nftables table in a network namespace this test creates) and one
+//! `rampart gateway`, all reporting to the server.
+//!
+//! - a ban made through the server's API reaches both agents' firewalls and
+//!   the gateway; the unban lifts it everywhere;
+//! - a ban one agent decides from its own log reaches the other agent and
+//!   the gateway through the server;
+//! - the gateway's request log and the agents' heartbeats reach the server;
+//! - while the server is down, an agent spools what it decides and pushes
+//!   it when the server is back.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+fn rampart() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_rampart"))
+}
+
+/// A child process killed on drop.
+struct Proc(Child, &'static str);
+
+impl Proc {
+    fn start(what: &'static str, args: &[&str]) -> Self {
+        let child = rampart()
+            .args(["--log", "info"])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        Proc(child, what)
+    }
+
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.0.try_wait() {
+                assert!(status.success(), "{} exited with {status}", self.1);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("{} did not stop within 15 s of SIGTERM", self.1);
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One HTTP/1.1 request (Connection: close) from `from`; status and body.
+fn http_from(
+    from: Option<&str>,
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> Option<(u16, String)> {
+    let target = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = match from {
+        None => TcpStream::connect_timeout(&target, Duration::from_secs(2)).ok()?,
+        Some(local) => connect_from(local, target)?,
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .ok()?;
+    let payload = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+        payload.len()
+    );
+    if let Some(t) = token {
+        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    if body.is_some() {
+        head.push_str("Content-Type: application/json\r\n");
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).ok()?;
+    stream.write_all(payload.as_bytes()).ok()?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
+    let body = if text
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(&body)
+    } else {
+        body
+    };
+    Some((status, body))
+}
+
+/// A TCP connection to `target` from the loopback address `local`.
+fn connect_from(local: &str, target: SocketAddr) -> Option<TcpStream> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    let stream = runtime.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().ok()?;
+        socket.bind(format!("{local}:0").parse().ok()?).ok()?;
+        socket.connect(target).await.ok()
+    })?;
+    let std = stream.into_std().ok()?;
+    std.set_nonblocking(false).ok()?;
+    Some(std)
+}
+
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || after.len() < n {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = after[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+fn api(port: u16, method: &str, path: &str, token: &str, body: Option<&Value>) -> (u16, Value) {
+    let (status, text) = http_from(None, port, method, path, Some(token), body)
+        .unwrap_or_else(|| panic!("{method} {path}: no answer"));
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn eventually(secs: u64, what: &str, mut check: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if check() {
+            return start.elapsed();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+/// A backend that answers 200 to everything.
+fn backend() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut buf = [0u8; 4096];
+                let mut seen = Vec::new();
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                );
+            });
+        }
+    });
+    port
+}
+
+fn cli(args: &[&str], stdin: Option<&str>) -> String {
+    let mut child = rampart()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "rampart {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn append(path: &Path, lines: &[String]) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    for l in lines {
+        writeln!(f, "{l}").unwrap();
+    }
+}
+
+fn failures(ip: &str, n: usize) -> Vec<String> {
+    let now = chrono::Utc::now();
+    (0..n)
+        .map(|i| {
+            format!(
+                "{} web1 sshd[{}]: Failed password for root from {ip} port {} ssh2",
+                now.format("%Y-%m-%dT%H:%M:%S%.6f+00:00"),
+                4000 + i,
+                40000 + i
+            )
+        })
+        .collect()
+}
+
+struct Netns(String);
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn nftables_available() -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    let nft = Command::new("nft")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if root && nft {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("the fleet test needs root and nft in CI (root={root}, nft={nft})");
+    }
+    eprintln!("nftables unavailable (root={root}, nft={nft}): agents check their stores only");
+    false
+}
+
+/// One agent: its log, store, namespace and process.
+struct AgentNode {
+    log: PathBuf,
+    db: String,
+    ns: Option<Netns>,
+    config: PathBuf,
+}
+
+impl AgentNode {
+    fn new(dir: &Path, name: &str, server: u16, token: &str, nft: bool) -> Self {
+        let log = dir.join(format!("{name}.log"));
+        append(&log, &[]);
+        let db = format!("sqlite://{}", dir.join(format!("{name}.db")).display());
+        let ns = nft.then(|| {
+            let ns = Netns(format!("rampart-fleet-{name}-{}", std::process::id()));
+            assert!(
+                Command::new("ip")
+                    .args(["netns", "add", &ns.0])
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+            ns
+        });
+        let firewall = match &ns {
+            Some(ns) => format!(
+                "backend = \"nftables\"\ntable = \"rampart_fleet\"\nnetns = \"{}\"",
+                ns.0
+            ),
+            None => "backend = \"none\"".to_owned(),
+        };
+        let config = dir.join(format!("{name}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+[agent]
+name = "{name}"
+
+[store]
+url = "{db}"
+
+[[source]]
+name = "sshd"
+format = "sshd"
+paths = ["{log}"]
+poll_interval = "100ms"
+
+[firewall]
+{firewall}
+
+[fleet]
+url = "http://127.0.0.1:{server}"
+token = "{token}"
+push_every = "200ms"
+heartbeat_every = "1s"
+"#,
+                log = log.display()
+            ),
+        )
+        .unwrap();
+        Self {
+            log,
+            db,
+            ns,
+            config,
+        }
+    }
+
+    fn start(&self) -> Proc {
+        Proc::start("agent", &["agent", "-c", self.config.to_str().unwrap()])
+    }
+
+    /// Whether `ip` is banned here: in the nftables set, or (without
+    /// nftables) among the active decisions of the agent's store.
+    fn has_ban(&self, ip: &str) -> bool {
+        match &self.ns {
+            Some(ns) => {
+                let out = Command::new("ip")
+                    .args(["netns", "exec", &ns.0, "nft", "list", "set", "inet"])
+                    .args(["rampart_fleet", "banned4"])
+                    .output()
+                    .unwrap();
+                String::from_utf8_lossy(&out.stdout).contains(ip)
+            }
+            None => self.stored_ban(ip),
+        }
+    }
+
+    fn stored_ban(&self, ip: &str) -> bool {
+        let out = rampart()
+            .args(["decisions", "--database", &self.db, "list", "--json"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .any(|d| d.to_string().contains(&format!("\"{ip}")))
+    }
+}
+
+#[test]
+fn a_ban_made_anywhere_is_enforced_by_every_agent_and_the_gateway() {
+    let nft = nftables_available();
+    let dir = tempfile::tempdir().unwrap();
+    let server_db = format!("sqlite://{}", dir.path().join("server.db").display());
+    cli(
+        &[
+            "user",
+            "add",
+            "admin",
+            "--role",
+            "admin",
+            "--password-stdin",
+            "--database",
+            &server_db,
+        ],
+        Some("fleet-admin-password\n"),
+    );
+    let admin = cli(
+        &[
+            "token",
+            "create",
+            "ops",
+            "--role",
+            "operator",
+            "--database",
+            &server_db,
+        ],
+        None,
+    );
+    let token_a = cli(
+        &[
+            "token",
+            "create",
+            "agent-a",
+            "--role",
+            "agent",
+            "--database",
+            &server_db,
+        ],
+        None,
+    );
+    let token_b = cli(
+        &[
+            "token",
+            "create",
+            "agent-b",
+            "--role",
+            "agent",
+            "--database",
+            &server_db,
+        ],
+        None,
+    );
+    let token_g = cli(
+        &[
+            "token",
+            "create",
+            "gw-1",
+            "--role",
+            "agent",
+            "--database",
+            &server_db,
+        ],
+        None,
+    );
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let server_args = [
+        "server",
+        "--listen",
+        listen.as_str(),
+        "--database",
+        server_db.as_str(),
+    ];
+    let mut server = Some(Proc::start("server", &server_args));
+    eventually(20, "server health", || {
+        http_from(None, port, "GET", "/health", None, None).is_some_and(|(s, _)| s == 200)
+    });
+
+    let a = AgentNode::new(dir.path(), "agent-a", port, &token_a, nft);
+    let b = AgentNode::new(dir.path(), "agent-b", port, &token_b, nft);
+    let _agent_a = a.start();
+    let _agent_b = b.start();
+
+    let gw_port = free_port();
+    let gw_admin = free_port();
+    let gw_config = dir.path().join("gw.toml");
+    std::fs::write(
+        &gw_config,
+        format!(
+            r#"
+[store]
+url = "sqlite://{db}"
+
+[gateway]
+id = "gw-1"
+listen = ["127.0.0.1:{gw_port}"]
+admin = "127.0.0.1:{gw_admin}"
+
+[[gateway.backend]]
+url = "http://127.0.0.1:{backend}"
+
+[fleet]
+url = "http://127.0.0.1:{port}"
+token = "{token_g}"
+push_every = "200ms"
+heartbeat_every = "1s"
+"#,
+            db = dir.path().join("gw.db").display(),
+            backend = backend(),
+        ),
+    )
+    .unwrap();
+    let _gateway = Proc::start("gateway", &["gateway", "-c", gw_config.to_str().unwrap()]);
+    eventually(20, "gateway answering", || {
+        http_from(None, gw_port, "GET", "/", None, None).is_some_and(|(s, _)| s == 200)
+    });
+    let gateway_refuses = |from: &str| {
+        http_from(Some(from), gw_port, "GET", "/", None, None).is_some_and(|(s, _)| s == 403)
+    };
+    assert!(!gateway_refuses("127.0.0.2"), "nobody is banned yet");
+
+    // Heartbeats: both agents and the gateway are listed, healthy.
+    eventually(15, "three healthy fleet members", || {
+        let (_, list) = api(port, "GET", "/api/v1/agents", &admin, None);
+        let healthy: Vec<&str> = list
+            .as_array()
+            .map(|l| {
+                l.iter()
+                    .filter(|m| m["status"] == "healthy")
+                    .filter_map(|m| m["id"].as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        ["agent-a", "agent-b", "gw-1"]
+            .iter()
+            .all(|id| healthy.contains(id))
+    });
+
+    // 1. A ban through the API reaches both firewalls and the gateway.
+    let (status, _) = api(
+        port,
+        "POST",
+        "/api/v1/decisions",
+        &admin,
+        Some(&json!({"ip": "198.51.100.9", "duration_minutes": 30, "reason": "fleet test"})),
+    );
+    assert_eq!(status, 201);
+    let (status, _) = api(
+        port,
+        "POST",
+        "/api/v1/decisions",
+        &admin,
+        Some(&json!({"ip": "127.0.0.2", "duration_minutes": 30, "reason": "fleet test"})),
+    );
+    assert_eq!(status, 201);
+    let took_a = eventually(10, "API ban in agent A", || a.has_ban("198.51.100.9"));
+    let took_b = eventually(10, "API ban in agent B", || b.has_ban("198.51.100.9"));
+    let took_g = eventually(10, "API ban at the gateway", || {
+        gateway_refuses("127.0.0.2")
+    });
+    eprintln!("API ban reached: agent A {took_a:?}, agent B {took_b:?}, gateway {took_g:?}");
+    assert!(
+        !gateway_refuses("127.0.0.3"),
+        "only the banned address is refused"
+    );
+
+    // 2. Agent A decides a ban from its own log; B and the gateway get it.
+    append(&a.log, &failures("203.0.113.50", 6));
+    eventually(10, "A's own ban in A", || a.has_ban("203.0.113.50"));
+    let took = eventually(10, "A's ban in B", || b.has_ban("203.0.113.50"));
+    eprintln!("agent A's ban reached agent B after {took:?}");
+    let (_, list) = api(
+        port,
+        "GET",
+        "/api/v1/decisions?ip=203.0.113.50",
+        &admin,
+        None,
+    );
+    let origins: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["origin_name"].as_str())
+        .collect();
+    assert_eq!(
+        origins,
+        ["ssh-bruteforce"],
+        "stored once at the server: {list}"
+    );
+
+    // 3. Unban through the API lifts it everywhere.
+    let (status, _) = api(
+        port,
+        "DELETE",
+        "/api/v1/decisions?ip=198.51.100.9",
+        &admin,
+        None,
+    );
+    assert_eq!(status, 200);
+    let (status, _) = api(
+        port,
+        "DELETE",
+        "/api/v1/decisions?ip=127.0.0.2",
+        &admin,
+        None,
+    );
+    assert_eq!(status, 200);
+    eventually(10, "unban in A", || !a.has_ban("198.51.100.9"));
+    eventually(10, "unban in B", || !b.has_ban("198.51.100.9"));
+    eventually(10, "unban at the gateway", || !gateway_refuses("127.0.0.2"));
+
+    // 4. The gateway's request log reached the server.
+    eventually(10, "gateway requests at the server", || {
+        let (_, page) = api(
+            port,
+            "GET",
+            "/api/v1/requests?gateway_id=gw-1&is_blocked=1",
+            &admin,
+            None,
+        );
+        page["total"].as_u64().unwrap_or(0) >= 1
+    });
+
+    // 5. Server outage: agent B spools its decision and pushes it later.
+    server.take().unwrap().stop();
+    append(&b.log, &failures("203.0.113.60", 6));
+    eventually(10, "B's ban in B while the server is down", || {
+        b.has_ban("203.0.113.60")
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let _server = Proc::start("server", &server_args);
+    eventually(20, "server back", || {
+        http_from(None, port, "GET", "/health", None, None).is_some_and(|(s, _)| s == 200)
+    });
+    eventually(20, "B's spooled ban at the server", || {
+        let (_, list) = api(
+            port,
+            "GET",
+            "/api/v1/decisions?ip=203.0.113.60",
+            &admin,
+            None,
+        );
+        list.as_array().is_some_and(|l| !l.is_empty())
+    });
+    eventually(20, "B's spooled ban reaches A", || {
+        a.has_ban("203.0.113.60")
+    });
+}
