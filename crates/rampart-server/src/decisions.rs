@@ -122,9 +122,11 @@ pub async fn already_known(state: &AppState, decision: &Decision) -> Result<bool
             ..DecisionQuery::default()
         })
         .await?;
+    // The store keeps times to the millisecond; a pushed `at` has the
+    // node's clock precision.
     Ok(same.iter().any(|s| {
         s.decision.target == decision.target
-            && s.decision.at == decision.at
+            && s.decision.at.timestamp_millis() == decision.at.timestamp_millis()
             && s.decision.origin == decision.origin
     }))
 }
@@ -251,9 +253,7 @@ pub async fn unban_id(
     Path(id): Path<String>,
 ) -> Result<Json<Unbanned>, ApiError> {
     principal.require(Role::Operator)?;
-    let id: i64 = id
-        .parse()
-        .map_err(|_| ApiError::field("id", format!("{id:?} is not a decision id")))?;
+    let id = path_id(&id, "a decision id")?;
     if !state
         .store
         .revoke_id(id, &principal.name, Utc::now())
@@ -268,6 +268,12 @@ pub async fn unban_id(
         .inc();
     state.live.wake();
     Ok(Json(Unbanned { revoked: vec![id] }))
+}
+
+/// A row id from the path (an error in the API's form, naming `id`).
+fn path_id(text: &str, what: &str) -> Result<i64, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::field("id", format!("{text:?} is not {what}")))
 }
 
 /// Unban every decision on an address or inside a prefix (operator).
@@ -473,15 +479,30 @@ async fn add_entry(
 
 /// Replace a whitelist entry (operator).
 #[utoipa::path(put, path = "/api/v1/whitelist/{id}", tag = "decisions", request_body = WhitelistIn, params(("id" = i64, Path)),
-    responses((status = 200, body = WhitelistOut), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = WhitelistOut), (status = 404, body = crate::error::ErrorBody),
+              (status = 409, body = crate::error::ErrorBody)))]
 pub async fn whitelist_put(
     State(state): State<Arc<AppState>>,
     Extension(principal): Extension<Principal>,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
     ApiJson(body): ApiJson<WhitelistIn>,
 ) -> Result<Json<WhitelistOut>, ApiError> {
     principal.require(Role::Operator)?;
-    parse_net(body.ip.trim()).map_err(|m| ApiError::field("ip", m))?;
+    let id = path_id(&id, "a whitelist entry id")?;
+    let target = parse_net(body.ip.trim()).map_err(|m| ApiError::field("ip", m))?;
+    // Refuse a twin of another entry before deleting this one: the PUT is
+    // a delete and an insert, and a refused insert must not lose the entry.
+    let list = state.store.list_whitelist().await?;
+    if let Some(twin) = list
+        .iter()
+        .find(|w| w.id != id && w.target.trunc() == target.trunc())
+    {
+        return Err(ApiError::Conflict(format!(
+            "whitelist entry {} already covers {}",
+            twin.id,
+            display_net(&twin.target)
+        )));
+    }
     if !state.store.delete_whitelist(id).await? {
         return Err(ApiError::NotFound(format!("no whitelist entry {id}")));
     }
@@ -494,9 +515,10 @@ pub async fn whitelist_put(
 pub async fn whitelist_delete(
     State(state): State<Arc<AppState>>,
     Extension(principal): Extension<Principal>,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     principal.require(Role::Operator)?;
+    let id = path_id(&id, "a whitelist entry id")?;
     if state.store.delete_whitelist(id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -177,6 +177,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/stats", get(query::stats))
         .route("/api/v1/agents", get(query::agents))
         .route("/api/v1/findings", get(query::findings))
+        .route("/api/v1/actions", get(query::actions))
         .route(
             "/api/v1/decisions",
             get(decisions::list)

@@ -62,6 +62,11 @@ pub struct Hub {
     tx: broadcast::Sender<Arc<LiveItem>>,
     version: watch::Sender<u64>,
     stopping: watch::Sender<bool>,
+    /// The newest request-log and finding ids when a client connected: the
+    /// poller follows those tables only while somebody listens, and starts
+    /// from here (not from what is newest at its next tick), so nothing
+    /// stored after a client's `subscribed` is missed.
+    start: std::sync::Mutex<Option<(i64, i64)>>,
 }
 
 impl Default for Hub {
@@ -80,7 +85,22 @@ impl Hub {
             tx,
             version,
             stopping,
+            start: std::sync::Mutex::new(None),
         }
+    }
+
+    /// A client connected when these were the newest (request, finding) ids.
+    fn pin_start(&self, (requests, findings): (i64, i64)) {
+        if let Ok(mut start) = self.start.lock() {
+            *start = Some(match *start {
+                Some((r, f)) => (r.min(requests), f.min(findings)),
+                None => (requests, findings),
+            });
+        }
+    }
+
+    fn take_start(&self) -> Option<(i64, i64)> {
+        self.start.lock().ok().and_then(|mut s| s.take())
     }
 
     /// Sends `data` on `channel`.
@@ -220,6 +240,10 @@ async fn poll_once(
     finding_id: &mut Option<i64>,
     window: &mut Window,
 ) -> Result<(), rampart_store::StoreError> {
+    // Taken before the subscriber count is read: a client pins its start
+    // after subscribing, so a pin taken while nobody listens is stale, and
+    // one this tick misses is there the next.
+    let pinned = state.live.take_start();
     let changes = state.store.changes_since(*cursor, 1000).await?;
     if !changes.is_empty() {
         let now = Utc::now();
@@ -243,15 +267,11 @@ async fn poll_once(
         *finding_id = None;
         return Ok(());
     }
-    let after = match *request_id {
-        Some(id) => id,
-        None => {
-            let newest = state
-                .store
-                .query_requests(&RequestFilter::default(), 0, 1)
-                .await?;
-            newest.requests.first().map_or(0, |r| r.id)
-        }
+    let (after, findings_after) = match (*request_id, *finding_id, pinned) {
+        (Some(r), Some(f), _) => (r, f),
+        (_, _, Some(start)) => start,
+        // A client is connecting; it pins its start by the next tick.
+        _ => return Ok(()),
     };
     let rows = state.store.requests_after(after, 2000).await?;
     *request_id = Some(rows.last().map_or(after, |r| r.id));
@@ -263,17 +283,8 @@ async fn poll_once(
             .live
             .publish("requests", &serde_json::to_value(out).unwrap_or_default());
     }
-    let after = match *finding_id {
-        Some(id) => id,
-        None => state
-            .store
-            .recent_findings(1)
-            .await?
-            .first()
-            .map_or(0, |f| f.id),
-    };
-    let found = state.store.findings_after(after, 1000).await?;
-    *finding_id = Some(found.last().map_or(after, |f| f.id));
+    let found = state.store.findings_after(findings_after, 1000).await?;
+    *finding_id = Some(found.last().map_or(findings_after, |f| f.id));
     for f in found {
         window.findings += 1;
         state
@@ -281,6 +292,19 @@ async fn poll_once(
             .publish("findings", &serde_json::to_value(f).unwrap_or_default());
     }
     Ok(())
+}
+
+/// The newest request-log and finding ids.
+async fn newest_ids(state: &AppState) -> Result<(i64, i64), rampart_store::StoreError> {
+    let requests = state
+        .store
+        .query_requests(&RequestFilter::default(), 0, 1)
+        .await?;
+    let findings = state.store.recent_findings(1).await?;
+    Ok((
+        requests.requests.first().map_or(0, |r| r.id),
+        findings.first().map_or(0, |f| f.id),
+    ))
 }
 
 /// Open the live stream (viewer).
@@ -319,6 +343,24 @@ async fn client(
     heartbeat: Duration,
 ) {
     let mut rx = state.live.tx.subscribe();
+    // What is stored from here on is this client's, even when nobody
+    // listened before (the poller then starts from here at its next tick).
+    match newest_ids(&state).await {
+        Ok(ids) => state.live.pin_start(ids),
+        Err(e) => {
+            state.metrics.store_errors.inc();
+            tracing::warn!(error = %e, "live: cannot read the newest ids");
+            let _ = tokio::time::timeout(
+                Duration::from_secs(1),
+                socket.send(Message::Close(Some(CloseFrame {
+                    code: close_code::ERROR,
+                    reason: "the store does not answer".into(),
+                }))),
+            )
+            .await;
+            return;
+        }
+    }
     state.metrics.live_clients.inc();
     let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
     let hello = json!({"type": "subscribed", "channels": sorted(&channels)}).to_string();

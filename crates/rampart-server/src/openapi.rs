@@ -15,7 +15,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         crate::metrics_text,
         crate::access::login, crate::access::logout, crate::access::me,
         crate::ingest::post_logs, crate::ingest::post_events, crate::ingest::heartbeat,
-        crate::query::requests, crate::query::blocked, crate::query::stats, crate::query::agents, crate::query::findings,
+        crate::query::requests, crate::query::blocked, crate::query::stats, crate::query::agents, crate::query::findings, crate::query::actions,
         crate::decisions::list, crate::decisions::ban, crate::decisions::unban_id, crate::decisions::unban_ip,
         crate::decisions::stream, crate::decisions::blocked_ips,
         crate::decisions::whitelist, crate::decisions::whitelist_add, crate::decisions::whitelist_put, crate::decisions::whitelist_delete,

@@ -463,3 +463,50 @@ pub async fn findings(
     let limit = Params::new(raw).int("limit", 1, 1000)?.unwrap_or(100);
     Ok(Json(state.store.recent_findings(limit as u32).await?))
 }
+
+/// What an actuator did.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ActionOut {
+    /// Row id.
+    pub id: i64,
+    /// When.
+    #[schema(value_type = String)]
+    pub time: DateTime<Utc>,
+    /// The node that did it.
+    pub node: String,
+    /// ban, unban…
+    pub action: String,
+    /// Address or prefix.
+    pub target: String,
+    /// Whether it worked.
+    pub ok: bool,
+    /// Backend, or the error.
+    pub detail: String,
+}
+
+/// Recent enforcement actions (firewall bans and unbans) across the fleet.
+#[utoipa::path(get, path = "/api/v1/actions", tag = "fleet",
+    params(("limit" = Option<u32>, Query, description = "1..1000, default 100")),
+    responses((status = 200, body = Vec<ActionOut>)))]
+pub async fn actions(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    Query(raw): Query<HashMap<String, String>>,
+) -> Result<Json<Vec<ActionOut>>, ApiError> {
+    principal.require(Role::Viewer)?;
+    let limit = Params::new(raw).int("limit", 1, 1000)?.unwrap_or(100);
+    let list = state.store.recent_actions(limit as u32).await?;
+    Ok(Json(
+        list.into_iter()
+            .map(|(id, a)| ActionOut {
+                id,
+                time: a.time,
+                node: a.node,
+                action: a.action,
+                target: a.target,
+                ok: a.ok,
+                detail: a.detail,
+            })
+            .collect(),
+    ))
+}

@@ -76,8 +76,8 @@ async fn agent(config: Config, rules: Rules, with_gateway: bool) -> anyhow::Resu
             .await
             .with_context(|| format!("cannot open store {}", config.store.url))?,
     );
-    let node = config.agent.name.clone().unwrap_or_else(host_name);
-    let fleet = crate::fleet::attach(&config.fleet, local, node, "agent")?;
+    let node_name = config.agent.name.clone().unwrap_or_else(host_name);
+    let fleet = crate::fleet::attach(&config.fleet, local, node_name.clone(), "agent")?;
     let metrics = Metrics::with_fleet(fleet.link.clone());
     if let Some(link) = &fleet.link {
         let m = Arc::clone(&metrics);
@@ -183,6 +183,7 @@ async fn agent(config: Config, rules: Rules, with_gateway: bool) -> anyhow::Resu
         cursor,
         ctl_tx,
         Arc::clone(&metrics),
+        node_name.clone(),
     ));
     let detection = tokio::spawn(detect(
         Detector::new(&rules.scenarios, policy),
@@ -650,8 +651,11 @@ async fn follow(
     mut cursor: i64,
     control: mpsc::UnboundedSender<Control>,
     metrics: Arc<Metrics>,
+    node: String,
 ) {
-    let mut enforcer = firewall.map(|fw| Enforcer::new(fw, Arc::clone(&metrics), whitelist));
+    let mut enforcer = firewall.map(|fw| {
+        Enforcer::new(fw, Arc::clone(&metrics), whitelist).recording(Arc::clone(&store), node)
+    });
     let mut ticker = tokio::time::interval(FOLLOW_EVERY);
     let mut ticks = 0u64;
     loop {
@@ -709,6 +713,8 @@ struct Enforcer {
     bans: Vec<(IpNet, DateTime<Utc>)>,
     unbans: Vec<IpNet>,
     failures: u32,
+    /// Where carried-out operations are recorded as actions (and the node's name).
+    actions: Option<(Arc<dyn Store>, String)>,
 }
 
 impl Enforcer {
@@ -720,6 +726,37 @@ impl Enforcer {
             bans: Vec::new(),
             unbans: Vec::new(),
             failures: 0,
+            actions: None,
+        }
+    }
+
+    /// Records each operation carried out (or failing for the first time)
+    /// in the store's actions table, as node `node`.
+    fn recording(mut self, store: Arc<dyn Store>, node: String) -> Self {
+        self.actions = Some((store, node));
+        self
+    }
+
+    async fn record(&self, op: &str, targets: &[IpNet], ok: bool, detail: &str) {
+        let Some((store, node)) = &self.actions else {
+            return;
+        };
+        let now = Utc::now();
+        for target in targets {
+            let action = rampart_store::ActionRecord {
+                time: now,
+                node: node.clone(),
+                decision_id: None,
+                action: op.to_owned(),
+                target: rampart_core::addr::display_net(target),
+                ok,
+                detail: detail.to_owned(),
+            };
+            if let Err(e) = store.insert_action(&action).await {
+                self.metrics.store_errors.inc();
+                tracing::warn!(error = %e, "cannot record a firewall action");
+                return;
+            }
         }
     }
 
@@ -754,7 +791,12 @@ impl Enforcer {
             let nets = self.unbans.clone();
             let fw = Arc::clone(&self.firewall);
             let result = tokio::task::spawn_blocking(move || fw.unban(&nets)).await;
-            if self.outcome("unban", result, self.unbans.len()) {
+            let (ok, detail) = self.outcome("unban", result, self.unbans.len());
+            if ok || self.failures == 1 {
+                self.record("unban", &self.unbans.clone(), ok, &detail)
+                    .await;
+            }
+            if ok {
                 self.unbans.clear();
             }
         }
@@ -767,7 +809,12 @@ impl Enforcer {
             let fw = Arc::clone(&self.firewall);
             let n = items.len();
             let result = tokio::task::spawn_blocking(move || fw.ban(&items)).await;
-            if self.outcome("ban", result, n) {
+            let (ok, detail) = self.outcome("ban", result, n);
+            if ok || self.failures == 1 {
+                let targets: Vec<IpNet> = self.bans.iter().map(|(t, _)| *t).collect();
+                self.record("ban", &targets, ok, &detail).await;
+            }
+            if ok {
                 self.bans.clear();
             }
         }
@@ -778,7 +825,7 @@ impl Enforcer {
         op: &str,
         result: Result<Result<(), rampart_act::FirewallError>, tokio::task::JoinError>,
         n: usize,
-    ) -> bool {
+    ) -> (bool, String) {
         let label = OpLabel {
             backend: self.firewall.name().to_owned(),
             op: op.to_owned(),
@@ -790,7 +837,7 @@ impl Enforcer {
                     .get_or_create(&label)
                     .inc_by(n as u64);
                 self.failures = 0;
-                return true;
+                return (true, self.firewall.name().to_owned());
             }
             Ok(Err(e)) => e.to_string(),
             Err(e) => format!("firewall task failed: {e}"),
@@ -798,7 +845,7 @@ impl Enforcer {
         self.failures += 1;
         self.metrics.firewall_failures.get_or_create(&label).inc();
         tracing::error!(%error, op, elements = n, attempt = self.failures, "firewall operation failed; will retry");
-        false
+        (false, format!("{}: {error}", self.firewall.name()))
     }
 
     async fn refresh_gauge(&self) {

@@ -561,6 +561,24 @@ heartbeat_every = "1s"
         "stored once at the server: {list}"
     );
 
+    // The agents' firewall actions reached the server.
+    if nft {
+        eventually(10, "firewall actions at the server", || {
+            let (_, list) = api(port, "GET", "/api/v1/actions?limit=1000", &admin, None);
+            let done = |node: &str| {
+                list.as_array().is_some_and(|l| {
+                    l.iter().any(|a| {
+                        a["node"] == node
+                            && a["action"] == "ban"
+                            && a["target"] == "198.51.100.9"
+                            && a["ok"] == true
+                    })
+                })
+            };
+            done("agent-a") && done("agent-b")
+        });
+    }
+
     // 3. Unban through the API lifts it everywhere.
     let (status, _) = api(
         port,
