@@ -244,6 +244,8 @@ fn failures(ip: &str, n: usize) -> Vec<String> {
         .collect()
 }
 
+static NS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 struct Netns(String);
 
 impl Drop for Netns {
@@ -282,7 +284,11 @@ impl AgentNode {
         append(&log, &[]);
         let db = format!("sqlite://{}", dir.join(format!("{name}.db")).display());
         let ns = nft.then(|| {
-            let ns = Netns(format!("rampart-fleet-{name}-{}", std::process::id()));
+            let ns = Netns(format!(
+                "rf-{name}-{}-{}",
+                std::process::id(),
+                NS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ));
             assert!(
                 Command::new("ip")
                     .args(["netns", "add", &ns.0])
@@ -371,9 +377,86 @@ heartbeat_every = "1s"
 
 #[test]
 fn a_ban_made_anywhere_is_enforced_by_every_agent_and_the_gateway() {
-    let nft = nftables_available();
     let dir = tempfile::tempdir().unwrap();
     let server_db = format!("sqlite://{}", dir.path().join("server.db").display());
+    fleet(dir.path(), &server_db, false);
+}
+
+#[test]
+fn two_servers_sharing_postgresql_serve_one_fleet() {
+    let Some(admin) = postgres_admin_url() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = ScratchDb::create(&admin);
+    fleet(dir.path(), &db.url, true);
+}
+
+/// The PostgreSQL admin URL (`.ci/postgres` prints one); `None` (skip)
+/// outside CI, a failure under CI.
+fn postgres_admin_url() -> Option<String> {
+    match std::env::var("RAMPART_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("CI must provide RAMPART_TEST_POSTGRES_URL (run .ci/postgres)")
+        }
+        _ => {
+            eprintln!(
+                "skipped: RAMPART_TEST_POSTGRES_URL is not set (start one with .ci/postgres)"
+            );
+            None
+        }
+    }
+}
+
+/// A scratch database made with psql, dropped on drop.
+struct ScratchDb {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl ScratchDb {
+    fn create(admin: &str) -> Self {
+        let name = format!("rampart_fleet_{}", std::process::id());
+        let psql = |sql: &str| {
+            let out = Command::new("psql")
+                .args([admin, "-v", "ON_ERROR_STOP=1", "-qc", sql])
+                .output()
+                .expect("psql");
+            assert!(
+                out.status.success(),
+                "psql {sql}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        psql(&format!("CREATE DATABASE {name}"));
+        let base = admin.rsplit_once('/').map_or(admin, |(b, _)| b);
+        Self {
+            admin: admin.to_owned(),
+            url: format!("{base}/{name}"),
+            name,
+        }
+    }
+}
+
+impl Drop for ScratchDb {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args([
+                &self.admin,
+                "-qc",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            ])
+            .output();
+    }
+}
+
+/// The whole fleet scenario on a server store at `server_db`; with
+/// `shared`, agent B reports to a second server on the same database.
+fn fleet(dir: &Path, server_db: &str, shared: bool) {
+    let nft = nftables_available();
     cli(
         &[
             "user",
@@ -383,7 +466,7 @@ fn a_ban_made_anywhere_is_enforced_by_every_agent_and_the_gateway() {
             "admin",
             "--password-stdin",
             "--database",
-            &server_db,
+            server_db,
         ],
         Some("fleet-admin-password\n"),
     );
@@ -395,7 +478,7 @@ fn a_ban_made_anywhere_is_enforced_by_every_agent_and_the_gateway() {
             "--role",
             "operator",
             "--database",
-            &server_db,
+            server_db,
         ],
         None,
     );
@@ -407,7 +490,7 @@ fn a_ban_made_anywhere_is_enforced_by_every_agent_and_the_gateway() {
             "--role",
             "agent",
             "--database",
-            &server_db,
+            server_db,
         ],
         None,
     );
@@ -419,7 +502,7 @@ fn a_ban_made_anywhere_is_enforced_by_every_agent_and_the_gateway() {
             "--role",
             "agent",
             "--database",
-            &server_db,
+            server_db,
         ],
         None,
     );
@@ -431,32 +514,47 @@ fn a_ban_made_anywhere_is_enforced_by_every_agent_and_the_gateway() {
             "--role",
             "agent",
             "--database",
-            &server_db,
+            server_db,
         ],
         None,
     );
+    // Server 1 serves the operator, agent A and the gateway; server 2
+    // (the same one on SQLite, a second process on the same PostgreSQL
+    // database) serves agent B.
     let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let server_args = [
-        "server",
-        "--listen",
-        listen.as_str(),
-        "--database",
-        server_db.as_str(),
-    ];
-    let mut server = Some(Proc::start("server", &server_args));
-    eventually(20, "server health", || {
-        http_from(None, port, "GET", "/health", None, None).is_some_and(|(s, _)| s == 200)
-    });
+    let port_b = if shared { free_port() } else { port };
+    let args_for = |p: u16| -> Vec<String> {
+        [
+            "server",
+            "--listen",
+            &format!("127.0.0.1:{p}"),
+            "--database",
+            server_db,
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect()
+    };
+    let start_server = |p: u16| {
+        let args = args_for(p);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let proc = Proc::start("server", &args);
+        eventually(20, "server health", || {
+            http_from(None, p, "GET", "/health", None, None).is_some_and(|(s, _)| s == 200)
+        });
+        proc
+    };
+    let _server = start_server(port);
+    let mut server_b = shared.then(|| start_server(port_b));
 
-    let a = AgentNode::new(dir.path(), "agent-a", port, &token_a, nft);
-    let b = AgentNode::new(dir.path(), "agent-b", port, &token_b, nft);
+    let a = AgentNode::new(dir, "agent-a", port, &token_a, nft);
+    let b = AgentNode::new(dir, "agent-b", port_b, &token_b, nft);
     let _agent_a = a.start();
     let _agent_b = b.start();
 
     let gw_port = free_port();
     let gw_admin = free_port();
-    let gw_config = dir.path().join("gw.toml");
+    let gw_config = dir.join("gw.toml");
     std::fs::write(
         &gw_config,
         format!(
@@ -478,7 +576,7 @@ token = "{token_g}"
 push_every = "200ms"
 heartbeat_every = "1s"
 "#,
-            db = dir.path().join("gw.db").display(),
+            db = dir.join("gw.db").display(),
             backend = backend(),
         ),
     )
@@ -612,17 +710,17 @@ heartbeat_every = "1s"
         page["total"].as_u64().unwrap_or(0) >= 1
     });
 
-    // 5. Server outage: agent B spools its decision and pushes it later.
-    server.take().unwrap().stop();
+    // 5. Outage of B's server: agent B spools its decision and pushes it later.
+    match server_b.take() {
+        Some(s) => s.stop(),
+        None => _server.stop(),
+    }
     append(&b.log, &failures("203.0.113.60", 6));
-    eventually(10, "B's ban in B while the server is down", || {
+    eventually(10, "B's ban in B while its server is down", || {
         b.has_ban("203.0.113.60")
     });
     std::thread::sleep(Duration::from_secs(1));
-    let _server = Proc::start("server", &server_args);
-    eventually(20, "server back", || {
-        http_from(None, port, "GET", "/health", None, None).is_some_and(|(s, _)| s == 200)
-    });
+    let _server_again = start_server(port_b);
     eventually(20, "B's spooled ban at the server", || {
         let (_, list) = api(
             port,
