@@ -262,7 +262,7 @@ async fn poll_once(
         state.live.wake();
     }
     if state.live.subscribers() == 0 {
-        // Nobody listens: start from what is newest when somebody does.
+        // Nobody listens: start where the next client pins its start.
         *request_id = None;
         *finding_id = None;
         return Ok(());
@@ -273,6 +273,9 @@ async fn poll_once(
         // A client is connecting; it pins its start by the next tick.
         _ => return Ok(()),
     };
+    // Both at once, so a failed read below retries from here next tick.
+    *request_id = Some(after);
+    *finding_id = Some(findings_after);
     let rows = state.store.requests_after(after, 2000).await?;
     *request_id = Some(rows.last().map_or(after, |r| r.id));
     for r in rows {
