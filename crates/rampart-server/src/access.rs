@@ -121,6 +121,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 /// Whether `path` answers without credentials.
 fn is_public(state: &AppState, path: &str) -> bool {
     path == "/health"
+        || path == "/api/v1/health"
         || path == "/api/v1/auth/login"
         || state.config.public.iter().any(|p| p == path)
 }

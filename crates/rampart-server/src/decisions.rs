@@ -173,7 +173,8 @@ pub struct BanRequest {
     pub force: bool,
 }
 
-/// Ban an address (operator).
+/// Ban an address or prefix (operator); prefixes wider than /8 (IPv4) or
+/// /16 (IPv6) are refused.
 #[utoipa::path(post, path = "/api/v1/decisions", tag = "decisions", request_body = BanRequest,
     responses((status = 201, body = DecisionOut), (status = 400, body = crate::error::ErrorBody),
               (status = 403, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
@@ -184,6 +185,16 @@ pub async fn ban(
 ) -> Result<(StatusCode, Json<DecisionOut>), ApiError> {
     principal.require(Role::Operator)?;
     let target = parse_net(body.ip.trim()).map_err(|m| ApiError::field("ip", m))?;
+    let widest = if target.addr().is_ipv4() { 8 } else { 16 };
+    if target.prefix_len() < widest {
+        return Err(ApiError::field(
+            "ip",
+            format!(
+                "{} is wider than /{widest}: refusing to ban that many addresses",
+                display_net(&target)
+            ),
+        ));
+    }
     let minutes = body.duration_minutes.unwrap_or(240);
     if !(1..=525_600).contains(&minutes) {
         return Err(ApiError::field(
@@ -351,8 +362,12 @@ pub async fn stream(
     let wait = p.int("wait", 0, 30)?.unwrap_or(0);
     let limit = p.int("limit", 1, 5000)?.unwrap_or(1000) as u32;
     let now = Utc::now();
-    let Some(since) = p.int("since", 0, i64::MAX)? else {
-        let cursor = state.store.latest_cursor().await?;
+    let latest = state.store.latest_cursor().await?;
+    // A cursor ahead of the log (the server's database was replaced): the
+    // follower starts over from the bans in force.
+    let since = p.int("since", 0, i64::MAX)?.filter(|s| *s <= latest);
+    let Some(since) = since else {
+        let cursor = latest;
         let active = state
             .store
             .query_decisions(&DecisionQuery {

@@ -31,6 +31,9 @@ pub enum ApiError {
     /// Nothing there.
     #[error("{0}")]
     NotFound(String),
+    /// The route exists, not with this method.
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
     /// Input that cannot be used; `field` names the part at fault.
     #[error("{message}")]
     BadRequest {
@@ -76,6 +79,7 @@ impl ApiError {
             ApiError::Forbidden(_) => ("forbidden", StatusCode::FORBIDDEN),
             ApiError::Csrf => ("csrf", StatusCode::FORBIDDEN),
             ApiError::NotFound(_) => ("not_found", StatusCode::NOT_FOUND),
+            ApiError::MethodNotAllowed => ("method_not_allowed", StatusCode::METHOD_NOT_ALLOWED),
             ApiError::BadRequest { .. } => ("bad_request", StatusCode::BAD_REQUEST),
             ApiError::NothingValid(_) => ("invalid_records", StatusCode::UNPROCESSABLE_ENTITY),
             ApiError::Conflict(_) | ApiError::Store(rampart_store::StoreError::Conflict(_)) => {
@@ -106,7 +110,7 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// Stable code: unauthorized, bad_credentials, forbidden, csrf,
-    /// not_found, bad_request, invalid_records, conflict,
+    /// not_found, method_not_allowed, bad_request, invalid_records, conflict,
     /// payload_too_large, rate_limited, store_error, internal.
     pub code: &'static str,
     /// For people.
@@ -183,6 +187,34 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimit(pub usize);
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_and_wrong_fields_are_named() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Login {
+            username: String,
+            password: String,
+        }
+        let field = |body: &str| match parse_json::<Vec<Login>>(body.as_bytes()) {
+            Err(ApiError::BadRequest { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            field(r#"[{"username": "a"}]"#).as_deref(),
+            Some("[0].password")
+        );
+        assert_eq!(
+            field(r#"[{"username": 1, "password": "x"}]"#).as_deref(),
+            Some("[0].username")
+        );
+        assert_eq!(field("[{"), None);
+    }
+}
+
 fn body_error(e: &BytesRejection, limit: usize) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::TooLarge(limit)
@@ -199,18 +231,33 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
-        let inner = e.into_inner();
+        let inner = e.into_inner().to_string();
         ApiError::BadRequest {
-            field: (path != ".").then_some(path),
+            field: field_of(&path, &inner),
             message: format!("malformed JSON: {inner}"),
         }
     })
+}
+
+/// The field at fault: the path, or for a missing field the path to it.
+fn field_of(path: &str, message: &str) -> Option<String> {
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(name, _)| name);
+    match (path, missing) {
+        (".", Some(name)) => Some(name.to_owned()),
+        (".", None) => None,
+        (path, Some(name)) => Some(format!("{path}.{name}")),
+        (path, None) => Some(path.to_owned()),
+    }
 }
 
 /// Parses one JSON value into `T`, naming the field at fault.
 pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, (String, String)> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        (path, e.into_inner().to_string())
+        let message = e.into_inner().to_string();
+        (field_of(&path, &message).unwrap_or(path), message)
     })
 }
