@@ -77,19 +77,7 @@ pub fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
             "gateway.backend: no backend configured ([[gateway.backend]] or --backend)".into(),
         );
     }
-    if !problems.is_empty() {
-        return Err(rampart_config::ConfigError(
-            problems
-                .into_iter()
-                .map(|message| rampart_config::Problem {
-                    file: args.config.clone().unwrap_or_else(|| "(flags)".into()),
-                    line: None,
-                    message,
-                })
-                .collect(),
-        )
-        .into());
-    }
+    refuse_problems(problems, args.config.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -128,6 +116,28 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     fleet.finish().await;
     result?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// An error listing `problems` (of the config file, or of the flags when
+/// there is none); nothing when there are none.
+pub(crate) fn refuse_problems(
+    problems: Vec<String>,
+    file: Option<&std::path::Path>,
+) -> Result<(), rampart_config::ConfigError> {
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let file = file.map_or_else(|| PathBuf::from("(flags)"), std::path::Path::to_path_buf);
+    Err(rampart_config::ConfigError(
+        problems
+            .into_iter()
+            .map(|message| rampart_config::Problem {
+                file: file.clone(),
+                line: None,
+                message,
+            })
+            .collect(),
+    ))
 }
 
 /// The configured whitelist entries (`[policy] whitelist`), parsed.

@@ -57,20 +57,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         config.server.tls = Some(TlsConfig { cert, key });
     }
     config.server.public.extend(args.public);
-    let problems = config.validate();
-    if !problems.is_empty() {
-        return Err(rampart_config::ConfigError(
-            problems
-                .into_iter()
-                .map(|message| rampart_config::Problem {
-                    file: args.config.clone().unwrap_or_else(|| "(flags)".into()),
-                    line: None,
-                    message,
-                })
-                .collect(),
-        )
-        .into());
-    }
+    crate::gateway::refuse_problems(config.validate(), args.config.as_deref())?;
     let rules = crate::rules::load(config.rules.dir.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
