@@ -12,6 +12,11 @@ pub(crate) const DECISIONS: &str = "decisions";
 pub(crate) const DECISION_CHANGES: &str = "decision_changes";
 pub(crate) const FINDINGS: &str = "findings";
 pub(crate) const POSITIONS: &str = "positions";
+pub(crate) const EVENTS: &str = "events";
+pub(crate) const AGENTS: &str = "agents";
+pub(crate) const ACTIONS: &str = "actions";
+pub(crate) const UPLOAD_BATCHES: &str = "upload_batches";
+pub(crate) const WHITELIST: &str = "whitelist";
 
 /// Request-log rows per INSERT statement, largest first. Few fixed sizes
 /// keep the prepared-statement cache small and hit; the last must be 1.
@@ -271,6 +276,150 @@ macro_rules! row_readers {
                 created_by: get(row, TOKENS, "created_by")?,
                 created_at: from_ms(TOKENS, "created_at", get(row, TOKENS, "created_at")?)?,
                 revoked_at: opt_from_ms(TOKENS, "revoked_at", get(row, TOKENS, "revoked_at")?)?,
+            })
+        }
+
+        fn event_from_row(row: &$row) -> Result<(i64, EventRecord), StoreError> {
+            let source_ip = get::<Option<String>>(row, EVENTS, "source_ip")?
+                .map(|ip| {
+                    ip.parse()
+                        .map_err(|_| corrupt(EVENTS, format!("source_ip {ip:?}")))
+                })
+                .transpose()?;
+            Ok((
+                get(row, EVENTS, "id")?,
+                EventRecord {
+                    time: from_ms(EVENTS, "time", get(row, EVENTS, "time")?)?,
+                    node: get(row, EVENTS, "node")?,
+                    kind: get(row, EVENTS, "kind")?,
+                    source_ip,
+                    label: get(row, EVENTS, "label")?,
+                    payload: from_json(
+                        EVENTS,
+                        "payload_json",
+                        &get::<String>(row, EVENTS, "payload_json")?,
+                    )?,
+                },
+            ))
+        }
+
+        fn agent_from_row(row: &$row) -> Result<AgentRecord, StoreError> {
+            Ok(AgentRecord {
+                id: get(row, AGENTS, "id")?,
+                kind: get(row, AGENTS, "kind")?,
+                address: get(row, AGENTS, "address")?,
+                version: get(row, AGENTS, "version")?,
+                started_at: from_ms(AGENTS, "started_at", get(row, AGENTS, "started_at")?)?,
+                last_seen: from_ms(AGENTS, "last_seen", get(row, AGENTS, "last_seen")?)?,
+                processed: sql_to_u64(get(row, AGENTS, "processed")?),
+                blocked: sql_to_u64(get(row, AGENTS, "blocked")?),
+            })
+        }
+
+        fn action_from_row(row: &$row) -> Result<(i64, ActionRecord), StoreError> {
+            Ok((
+                get(row, ACTIONS, "id")?,
+                ActionRecord {
+                    time: from_ms(ACTIONS, "time", get(row, ACTIONS, "time")?)?,
+                    node: get(row, ACTIONS, "node")?,
+                    decision_id: get(row, ACTIONS, "decision_id")?,
+                    action: get(row, ACTIONS, "action")?,
+                    target: get(row, ACTIONS, "target")?,
+                    ok: get(row, ACTIONS, "ok")?,
+                    detail: get(row, ACTIONS, "detail")?,
+                },
+            ))
+        }
+
+        fn upload_from_row(row: &$row) -> Result<(i64, UploadBatch), StoreError> {
+            Ok((
+                get(row, UPLOAD_BATCHES, "id")?,
+                UploadBatch {
+                    time: from_ms(UPLOAD_BATCHES, "time", get(row, UPLOAD_BATCHES, "time")?)?,
+                    principal: get(row, UPLOAD_BATCHES, "principal")?,
+                    kind: get(row, UPLOAD_BATCHES, "kind")?,
+                    accepted: sql_to_u64(get(row, UPLOAD_BATCHES, "accepted")?),
+                    rejected: sql_to_u64(get(row, UPLOAD_BATCHES, "rejected")?),
+                    errors: from_json(
+                        UPLOAD_BATCHES,
+                        "errors_json",
+                        &get::<String>(row, UPLOAD_BATCHES, "errors_json")?,
+                    )?,
+                },
+            ))
+        }
+
+        fn whitelist_from_row(row: &$row) -> Result<WhitelistEntry, StoreError> {
+            let target: String = get(row, WHITELIST, "target")?;
+            Ok(WhitelistEntry {
+                id: get(row, WHITELIST, "id")?,
+                target: target.parse().map_err(|_| {
+                    corrupt(WHITELIST, format!("target {target:?} is not a network"))
+                })?,
+                comment: get(row, WHITELIST, "comment")?,
+                created_by: get(row, WHITELIST, "created_by")?,
+                created_at: from_ms(WHITELIST, "created_at", get(row, WHITELIST, "created_at")?)?,
+            })
+        }
+
+        /// A blocked_ips row: target, first_seen, last_blocked, bans, avg_score, active.
+        fn blocked_ip_from_row(row: &$row) -> Result<BlockedIp, StoreError> {
+            Ok(BlockedIp {
+                target: parse_target(&get::<String>(row, DECISIONS, "target")?)?,
+                first_seen: from_ms(DECISIONS, "first_seen", get(row, DECISIONS, "first_seen")?)?,
+                last_blocked: from_ms(
+                    DECISIONS,
+                    "last_blocked",
+                    get(row, DECISIONS, "last_blocked")?,
+                )?,
+                count: count(get(row, DECISIONS, "bans")?),
+                avg_score: get(row, DECISIONS, "avg_score")?,
+                active: get(row, DECISIONS, "active")?,
+            })
+        }
+
+        /// A top_ips row: client, requests, score_sum.
+        fn ip_count_from_row(row: &$row) -> Result<IpCount, StoreError> {
+            let client: String = get(row, ROLLUP_IP, "client")?;
+            let requests: i64 = get(row, ROLLUP_IP, "requests")?;
+            let score_sum: f64 = get(row, ROLLUP_IP, "score_sum")?;
+            Ok(IpCount {
+                ip: client
+                    .parse()
+                    .map_err(|_| corrupt(ROLLUP_IP, format!("client {client:?}")))?,
+                count: count(requests),
+                avg_confidence: if requests > 0 {
+                    score_sum / requests as f64
+                } else {
+                    0.0
+                },
+            })
+        }
+
+        /// A top_paths row: path, requests.
+        fn path_count_from_row(row: &$row) -> Result<PathCount, StoreError> {
+            Ok(PathCount {
+                path: get(row, ROLLUP_PATH, "path")?,
+                count: count(get(row, ROLLUP_PATH, "requests")?),
+            })
+        }
+
+        /// A per-(prediction, blocked) sum: prediction, blocked, requests, score_sum.
+        fn prediction_sum_from_row(row: &$row) -> Result<(String, bool, i64, f64), StoreError> {
+            Ok((
+                get(row, ROLLUP_MINUTE, "prediction")?,
+                get(row, ROLLUP_MINUTE, "blocked")?,
+                get(row, ROLLUP_MINUTE, "requests")?,
+                get::<Option<f64>>(row, ROLLUP_MINUTE, "score_sum")?.unwrap_or(0.0),
+            ))
+        }
+
+        /// A by_hour row: hour, requests, blocked.
+        fn hour_count_from_row(row: &$row) -> Result<HourCount, StoreError> {
+            Ok(HourCount {
+                hour: from_ms(ROLLUP_MINUTE, "hour", get(row, ROLLUP_MINUTE, "hour")?)?,
+                requests: count(get(row, ROLLUP_MINUTE, "requests")?),
+                blocked: count(get(row, ROLLUP_MINUTE, "blocked")?),
             })
         }
     };

@@ -17,8 +17,8 @@ pub mod postgres;
 mod rollup;
 mod server;
 pub use server::{
-    ActionRecord, AgentRecord, BlockedIp, EventRecord, HourCount, IpCount, PathCount, RequestFilter,
-    RequestPage, RequestStats, StoredRequest, UploadBatch, WhitelistEntry,
+    ActionRecord, AgentRecord, BlockedIp, EventRecord, HourCount, IpCount, PathCount,
+    RequestFilter, RequestPage, RequestStats, StoredRequest, UploadBatch, WhitelistEntry,
 };
 pub mod sqlite;
 #[doc(hidden)]
@@ -474,8 +474,11 @@ pub trait Store: Send + Sync {
     ) -> Result<RequestPage, StoreError>;
 
     /// Request-log records with an id above `after`, oldest first, at most `limit`.
-    async fn requests_after(&self, after: i64, limit: u32)
-    -> Result<Vec<StoredRequest>, StoreError>;
+    async fn requests_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredRequest>, StoreError>;
 
     /// Statistics of the request log since `since` (and findings per
     /// scenario), with the `top` busiest clients and paths.
@@ -486,8 +489,11 @@ pub trait Store: Send + Sync {
     ) -> Result<RequestStats, StoreError>;
 
     /// Findings with an id above `after`, oldest first, at most `limit`.
-    async fn findings_after(&self, after: i64, limit: u32)
-    -> Result<Vec<StoredFinding>, StoreError>;
+    async fn findings_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredFinding>, StoreError>;
 
     /// Banned networks summed over their (non-dry-run) ban decisions,
     /// latest ban first, at most `limit`; `now` decides which are active.

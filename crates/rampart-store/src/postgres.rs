@@ -8,6 +8,11 @@
 //! same bits. Every write that touches more than one row runs in one
 //! transaction at the default READ COMMITTED isolation.
 //!
+//! Request-log statistics and query totals read rollups (per minute, per
+//! hour and client or path) that `insert_requests` updates in the batch's
+//! own transaction, holding [`ROLLUP_LOCK`], and `purge_requests` trims in
+//! its own; see `crate::rollup` and `migrations/postgres/0004_server.sql`.
+//!
 //! # The change log never lets a follower skip a change
 //!
 //! `decision_changes.seq` comes from a sequence, and sequence values are
@@ -42,18 +47,34 @@ use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 use rampart_core::{Action, Decision, Evidence, Finding, Level, Origin, Subject};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::query_builder::Separated;
 use sqlx::{Postgres, QueryBuilder, Row};
 
 use crate::columns::*;
+use crate::rollup::*;
 use crate::{
-    Change, ChangeKind, DecisionQuery, Position, Prediction, RequestRecord, Role, Store,
-    StoreError, StoredDecision, StoredFinding, Token, User,
+    ActionRecord, AgentRecord, BlockedIp, Change, ChangeKind, DecisionQuery, EventRecord,
+    HourCount, IpCount, PathCount, Position, Prediction, RequestFilter, RequestPage, RequestRecord,
+    RequestStats, Role, Store, StoreError, StoredDecision, StoredFinding, StoredRequest, Token,
+    UploadBatch, User, WhitelistEntry,
 };
 
 /// The advisory lock every transaction appending to `decision_changes`
 /// holds from just before its first change row until it ends: the bytes of
 /// `"rampart"` followed by 1 (change log). See the module docs.
 pub const CHANGE_LOG_LOCK: i64 = 0x7261_6d70_6172_7401;
+
+/// The advisory lock every transaction writing request-log rollups holds
+/// from its first rollup row until it ends: `"rampart"` followed by 2.
+/// Concurrent batches update the same rollup rows (this minute's, a busy
+/// client's) and would wait on each other's row locks anyway; taking the
+/// lock first makes them queue instead of deadlocking with each other or
+/// with a purge. Request-log rows themselves are inserted before it.
+pub const ROLLUP_LOCK: i64 = 0x7261_6d70_6172_7402;
+
+/// How the statistics and request-log queries read: one snapshot for
+/// every statement of the call.
+const READ_SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
 
 /// Connections of the pool. A handful covers an agent's or a gateway's
 /// concurrent calls; many servers share one PostgreSQL whose default limit
@@ -75,6 +96,14 @@ macro_rules! decision_columns {
 macro_rules! finding_columns {
     () => {
         "id, time, subject_json, label, score, level, evidence_json, decision_id, note"
+    };
+}
+
+/// The columns of `request_log` that [`request_from_row`] reads.
+macro_rules! request_columns {
+    () => {
+        "time, gateway, request_id, client, method, path, user_agent, status, request_bytes, \
+         response_bytes, latency_ms, score, prediction, blocked, reason, backend"
     };
 }
 
@@ -420,6 +449,8 @@ impl Store for PgStore {
                 }
             }
         }
+        lock_rollups(&mut tx).await?;
+        write_rollup(&mut tx, &Rollup::of(records)).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -429,11 +460,11 @@ impl Store for PgStore {
         client: Option<std::net::IpAddr>,
         limit: u32,
     ) -> Result<Vec<RequestRecord>, StoreError> {
-        let mut sql = QueryBuilder::<Postgres>::new(
-            "SELECT time, gateway, request_id, client, method, path, user_agent, status, \
-             request_bytes, response_bytes, latency_ms, score, prediction, blocked, reason, \
-             backend FROM request_log",
-        );
+        let mut sql = QueryBuilder::<Postgres>::new(concat!(
+            "SELECT ",
+            request_columns!(),
+            " FROM request_log"
+        ));
         if let Some(client) = client {
             sql.push(" WHERE client = ").push_bind(client.to_string());
         }
@@ -444,10 +475,15 @@ impl Store for PgStore {
     }
 
     async fn purge_requests(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let before = to_ms(before);
+        let mut tx = self.pool.begin().await?;
+        lock_rollups(&mut tx).await?;
+        purge_rollups(&mut tx, before).await?;
         let done = sqlx::query("DELETE FROM request_log WHERE time < $1")
-            .bind(to_ms(before))
-            .execute(&self.pool)
+            .bind(before)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(done.rows_affected())
     }
 
@@ -566,6 +602,447 @@ impl Store for PgStore {
         .await?;
         rows.iter().map(token_from_row).collect()
     }
+
+    // ---- the central server's tables ----
+
+    async fn insert_events(&self, events: &[EventRecord]) -> Result<Vec<i64>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pool.begin().await?;
+        let mut ids = Vec::with_capacity(events.len());
+        for event in events {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO events (time, node, kind, source_ip, label, payload_json) \
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            )
+            .bind(to_ms(event.time))
+            .bind(&event.node)
+            .bind(&event.kind)
+            .bind(event.source_ip.map(|ip| ip.to_string()))
+            .bind(&event.label)
+            .bind(to_json(&event.payload)?)
+            .fetch_one(&mut *tx)
+            .await?;
+            ids.push(id);
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    async fn events_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, EventRecord)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, time, node, kind, source_ip, label, payload_json FROM events \
+             WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn upsert_agent(&self, agent: &AgentRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO agents (id, kind, address, version, started_at, last_seen, processed, \
+             blocked) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, address = excluded.address, \
+             version = excluded.version, started_at = excluded.started_at, \
+             last_seen = excluded.last_seen, processed = excluded.processed, \
+             blocked = excluded.blocked",
+        )
+        .bind(&agent.id)
+        .bind(&agent.kind)
+        .bind(&agent.address)
+        .bind(&agent.version)
+        .bind(to_ms(agent.started_at))
+        .bind(to_ms(agent.last_seen))
+        .bind(u64_to_sql(agent.processed))
+        .bind(u64_to_sql(agent.blocked))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_agents(&self) -> Result<Vec<AgentRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, kind, address, version, started_at, last_seen, processed, blocked \
+             FROM agents ORDER BY id COLLATE \"C\"",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(agent_from_row).collect()
+    }
+
+    async fn insert_action(&self, action: &ActionRecord) -> Result<i64, StoreError> {
+        let id = sqlx::query_scalar(
+            "INSERT INTO actions (time, node, decision_id, action, target, ok, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        )
+        .bind(to_ms(action.time))
+        .bind(&action.node)
+        .bind(action.decision_id)
+        .bind(&action.action)
+        .bind(&action.target)
+        .bind(action.ok)
+        .bind(&action.detail)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    async fn recent_actions(&self, limit: u32) -> Result<Vec<(i64, ActionRecord)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, time, node, decision_id, action, target, ok, detail FROM actions \
+             ORDER BY time DESC, id DESC LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(action_from_row).collect()
+    }
+
+    async fn insert_upload(&self, batch: &UploadBatch) -> Result<i64, StoreError> {
+        let id = sqlx::query_scalar(
+            "INSERT INTO upload_batches (time, principal, kind, accepted, rejected, errors_json) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(to_ms(batch.time))
+        .bind(&batch.principal)
+        .bind(&batch.kind)
+        .bind(u64_to_sql(batch.accepted))
+        .bind(u64_to_sql(batch.rejected))
+        .bind(to_json(&batch.errors)?)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    async fn recent_uploads(&self, limit: u32) -> Result<Vec<(i64, UploadBatch)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, time, principal, kind, accepted, rejected, errors_json \
+             FROM upload_batches ORDER BY time DESC, id DESC LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(upload_from_row).collect()
+    }
+
+    async fn add_whitelist(
+        &self,
+        target: &IpNet,
+        comment: &str,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        let range = TargetColumns::of(target);
+        sqlx::query_scalar(
+            "INSERT INTO whitelist (target, net_family, range_start, range_end, comment, \
+             created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        )
+        .bind(target.to_string())
+        .bind(i16::from(range.family))
+        .bind(range.start)
+        .bind(range.end)
+        .bind(comment)
+        .bind(by)
+        .bind(to_ms(at))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| conflict_or_query(e, &format!("whitelist entry {}", target.trunc())))
+    }
+
+    async fn list_whitelist(&self) -> Result<Vec<WhitelistEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, target, comment, created_by, created_at FROM whitelist ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(whitelist_from_row).collect()
+    }
+
+    async fn delete_whitelist(&self, id: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM whitelist WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn query_requests(
+        &self,
+        filter: &RequestFilter,
+        offset: u64,
+        limit: u32,
+    ) -> Result<RequestPage, StoreError> {
+        // One snapshot for the total and the page.
+        let mut tx = self.pool.begin_with(READ_SNAPSHOT).await?;
+        let total = count_requests(&mut tx, filter).await?;
+
+        let mut sql = QueryBuilder::<Postgres>::new(concat!(
+            "SELECT id, ",
+            request_columns!(),
+            " FROM request_log WHERE TRUE"
+        ));
+        push_request_filter(&mut sql, filter);
+        sql.push(" ORDER BY time DESC, id DESC LIMIT ")
+            .push_bind(i64::from(limit))
+            .push(" OFFSET ")
+            .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
+        let rows = sql.build().fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        let requests = rows
+            .iter()
+            .map(stored_request_from_row)
+            .collect::<Result<_, _>>()?;
+        Ok(RequestPage { total, requests })
+    }
+
+    async fn requests_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredRequest>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT id, ",
+            request_columns!(),
+            " FROM request_log WHERE id > $1 ORDER BY id LIMIT $2"
+        ))
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(stored_request_from_row).collect()
+    }
+
+    async fn request_stats(
+        &self,
+        since: DateTime<Utc>,
+        top: u32,
+    ) -> Result<RequestStats, StoreError> {
+        let since_ms = to_ms(since);
+        let whole_from = ceil_to(since_ms, MINUTE_MS);
+        let top = i64::from(top);
+        // One snapshot for every part.
+        let mut tx = self.pool.begin_with(READ_SNAPSHOT).await?;
+
+        // Whole minutes from the rollup, the partial first one from the log.
+        let mut sums = sqlx::query(
+            "SELECT prediction, blocked, SUM(requests)::BIGINT AS requests, \
+             SUM(score_sum) AS score_sum \
+             FROM request_rollup_minute WHERE minute >= $1 GROUP BY prediction, blocked",
+        )
+        .bind(whole_from)
+        .fetch_all(&mut *tx)
+        .await?;
+        if whole_from > since_ms {
+            sums.extend(
+                sqlx::query(
+                    "SELECT prediction, blocked, COUNT(*) AS requests, SUM(score) AS score_sum \
+                     FROM request_log WHERE time >= $1 AND time < $2 GROUP BY prediction, blocked",
+                )
+                .bind(since_ms)
+                .bind(whole_from)
+                .fetch_all(&mut *tx)
+                .await?,
+            );
+        }
+        let totals = Totals::of(
+            sums.iter()
+                .map(prediction_sum_from_row)
+                .collect::<Result<Vec<_>, _>>()?,
+        )?;
+
+        let by_hour = sqlx::query(
+            "SELECT minute - (minute % 3600000 + 3600000) % 3600000 AS hour, \
+             SUM(requests)::BIGINT AS requests, \
+             SUM(CASE WHEN blocked THEN requests ELSE 0 END)::BIGINT AS blocked \
+             FROM request_rollup_minute WHERE minute >= $1 GROUP BY 1 ORDER BY 1",
+        )
+        .bind(floor_to(since_ms, HOUR_MS))
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(hour_count_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+
+        let (oldest, newest): (Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT (SELECT MIN(hour) FROM request_rollup_ip_hour), \
+             (SELECT MAX(hour) FROM request_rollup_ip_hour)",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let top_ips =
+            match TopSource::choose(since_ms, oldest, newest) {
+                TopSource::Nothing => Vec::new(),
+                TopSource::Totals => {
+                    sqlx::query(
+                        "SELECT client, requests, score_sum FROM request_rollup_ip_total \
+                     ORDER BY requests DESC, client LIMIT $1",
+                    )
+                    .bind(top)
+                    .fetch_all(&mut *tx)
+                    .await?
+                }
+                TopSource::TotalsLessBefore(first) => sqlx::query(
+                    "SELECT t.client AS client, t.requests - COALESCE(o.requests, 0) AS requests, \
+                     t.score_sum - COALESCE(o.score_sum, 0) AS score_sum \
+                     FROM request_rollup_ip_total t LEFT JOIN (SELECT client, \
+                     SUM(requests)::BIGINT AS requests, SUM(score_sum) AS score_sum \
+                     FROM request_rollup_ip_hour WHERE hour < $1 GROUP BY client) o \
+                     ON o.client = t.client \
+                     WHERE t.requests - COALESCE(o.requests, 0) > 0 \
+                     ORDER BY 2 DESC, 1 LIMIT $2",
+                )
+                .bind(first)
+                .bind(top)
+                .fetch_all(&mut *tx)
+                .await?,
+                TopSource::Window(first) => sqlx::query(
+                    "SELECT client, SUM(requests)::BIGINT AS requests, SUM(score_sum) AS score_sum \
+                     FROM request_rollup_ip_hour WHERE hour >= $1 GROUP BY client \
+                     ORDER BY 2 DESC, 1 LIMIT $2",
+                )
+                .bind(first)
+                .bind(top)
+                .fetch_all(&mut *tx)
+                .await?,
+            }
+            .iter()
+            .map(ip_count_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let (oldest, newest): (Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT (SELECT MIN(hour) FROM request_rollup_path_hour), \
+             (SELECT MAX(hour) FROM request_rollup_path_hour)",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let top_paths =
+            match TopSource::choose(since_ms, oldest, newest) {
+                TopSource::Nothing => Vec::new(),
+                TopSource::Totals => {
+                    sqlx::query(
+                        "SELECT path, requests FROM request_rollup_path_total \
+                     ORDER BY requests DESC, path LIMIT $1",
+                    )
+                    .bind(top)
+                    .fetch_all(&mut *tx)
+                    .await?
+                }
+                TopSource::TotalsLessBefore(first) => {
+                    sqlx::query(
+                        "SELECT t.path AS path, t.requests - COALESCE(o.requests, 0) AS requests \
+                     FROM request_rollup_path_total t LEFT JOIN (SELECT path, \
+                     SUM(requests)::BIGINT AS requests FROM request_rollup_path_hour \
+                     WHERE hour < $1 GROUP BY path) o ON o.path = t.path \
+                     WHERE t.requests - COALESCE(o.requests, 0) > 0 \
+                     ORDER BY 2 DESC, 1 LIMIT $2",
+                    )
+                    .bind(first)
+                    .bind(top)
+                    .fetch_all(&mut *tx)
+                    .await?
+                }
+                TopSource::Window(first) => sqlx::query(
+                    "SELECT path, SUM(requests)::BIGINT AS requests FROM request_rollup_path_hour \
+                     WHERE hour >= $1 GROUP BY path ORDER BY 2 DESC, 1 LIMIT $2",
+                )
+                .bind(first)
+                .bind(top)
+                .fetch_all(&mut *tx)
+                .await?,
+            }
+            .iter()
+            .map(path_count_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let by_scenario = sqlx::query_as::<_, (String, i64)>(
+            "SELECT label, COUNT(*) FROM findings WHERE time >= $1 \
+             GROUP BY label ORDER BY 2 DESC, label COLLATE \"C\"",
+        )
+        .bind(since_ms)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|(label, n)| (label, count(n)))
+        .collect();
+        tx.commit().await?;
+
+        Ok(RequestStats {
+            total: totals.total,
+            blocked: totals.blocked,
+            score_sum: totals.score_sum,
+            by_prediction: totals.by_prediction,
+            by_hour,
+            top_ips,
+            top_paths,
+            by_scenario,
+        })
+    }
+
+    async fn findings_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredFinding>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            finding_columns!(),
+            " FROM findings WHERE id > $1 ORDER BY id LIMIT $2"
+        ))
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(finding_from_row).collect()
+    }
+
+    async fn blocked_ips(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<BlockedIp>, StoreError> {
+        // A decision with several findings joins once per finding: bans are
+        // counted by distinct id; MIN, MAX and AVG are unaffected.
+        let rows = sqlx::query(
+            "SELECT d.target AS target, MIN(d.at) AS first_seen, MAX(d.at) AS last_blocked, \
+             COUNT(DISTINCT d.id) AS bans, COALESCE(AVG(f.score), 0.0) AS avg_score, \
+             BOOL_OR(d.revoked_at IS NULL AND (d.until IS NULL OR d.until > $1)) AS active \
+             FROM decisions d LEFT JOIN findings f ON f.decision_id = d.id \
+             WHERE d.action = 'ban' AND NOT d.dry_run \
+             GROUP BY d.target ORDER BY MAX(d.at) DESC, MAX(d.id) DESC LIMIT $2",
+        )
+        .bind(to_ms(now))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(blocked_ip_from_row).collect()
+    }
+
+    async fn purge_events(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let before = to_ms(before);
+        let mut tx = self.pool.begin().await?;
+        let mut purged = 0;
+        for sql in [
+            "DELETE FROM events WHERE time < $1",
+            "DELETE FROM actions WHERE time < $1",
+            "DELETE FROM upload_batches WHERE time < $1",
+        ] {
+            purged += sqlx::query(sql)
+                .bind(before)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(purged)
+    }
 }
 
 async fn insert_request_rows(
@@ -597,6 +1074,286 @@ async fn insert_request_rows(
     });
     sql.build().execute(conn).await?;
     Ok(())
+}
+
+/// Appends ` AND …` for each field of `filter` (on `request_log`). A
+/// non-NORMAL prediction and a status other than 200 repeat the condition
+/// of their partial index, so that a generic plan may use it.
+fn push_request_filter(sql: &mut QueryBuilder<Postgres>, filter: &RequestFilter) {
+    if let Some(since) = filter.since {
+        sql.push(" AND time >= ").push_bind(to_ms(since));
+    }
+    if let Some(client) = filter.client {
+        sql.push(" AND client = ").push_bind(client.to_string());
+    }
+    if let Some(prefix) = &filter.path_prefix {
+        // An exact prefix test with no pattern characters to escape.
+        sql.push(" AND starts_with(path, ")
+            .push_bind(prefix.clone())
+            .push(")");
+    }
+    if let Some(prediction) = filter.prediction {
+        sql.push(" AND prediction = ")
+            .push_bind(prediction.as_str());
+        if prediction != Prediction::Normal {
+            sql.push(" AND prediction <> 'NORMAL'");
+        }
+    }
+    if let Some(blocked) = filter.blocked {
+        sql.push(" AND blocked = ").push_bind(blocked);
+    }
+    if let Some(status) = filter.status {
+        sql.push(" AND status = ").push_bind(i32::from(status));
+        if status != 200 {
+            sql.push(" AND status <> 200");
+        }
+    }
+    if let Some(gateway) = &filter.gateway {
+        sql.push(" AND gateway = ").push_bind(gateway.clone());
+    }
+}
+
+/// The number of request-log records matching `filter`: from a minute
+/// rollup and the partial first minute when the filter allows (see
+/// [`CountFrom`]), else counted in the log.
+async fn count_requests(
+    conn: &mut PgConnection,
+    filter: &RequestFilter,
+) -> Result<u64, StoreError> {
+    let from = CountFrom::of(filter);
+    if from == CountFrom::Log {
+        let mut sql = QueryBuilder::<Postgres>::new("SELECT COUNT(*) FROM request_log WHERE 1 = 1");
+        push_request_filter(&mut sql, filter);
+        return Ok(count(sql.build_query_scalar().fetch_one(&mut *conn).await?));
+    }
+    let whole_from = filter.since.map(|s| ceil_to(to_ms(s), MINUTE_MS));
+    let mut sql = QueryBuilder::<Postgres>::new(if from == CountFrom::Detail {
+        "SELECT COALESCE(SUM(requests), 0)::BIGINT FROM request_rollup_minute_detail WHERE 1 = 1"
+    } else {
+        "SELECT COALESCE(SUM(requests), 0)::BIGINT FROM request_rollup_minute WHERE 1 = 1"
+    });
+    if let Some(from) = whole_from {
+        sql.push(" AND minute >= ").push_bind(from);
+    }
+    if let Some(prediction) = filter.prediction {
+        sql.push(" AND prediction = ")
+            .push_bind(prediction.as_str());
+    }
+    if let Some(blocked) = filter.blocked {
+        sql.push(" AND blocked = ").push_bind(blocked);
+    }
+    if let Some(status) = filter.status {
+        sql.push(" AND status = ").push_bind(i32::from(status));
+    }
+    if let Some(gateway) = &filter.gateway {
+        sql.push(" AND gateway = ").push_bind(gateway.clone());
+    }
+    let whole: i64 = sql.build_query_scalar().fetch_one(&mut *conn).await?;
+    let Some(from) = whole_from else {
+        return Ok(count(whole));
+    };
+    let mut sql = QueryBuilder::<Postgres>::new("SELECT COUNT(*) FROM request_log WHERE time < ");
+    sql.push_bind(from);
+    push_request_filter(&mut sql, filter);
+    let edge: i64 = sql.build_query_scalar().fetch_one(&mut *conn).await?;
+    Ok(count(whole) + count(edge))
+}
+
+/// Takes [`ROLLUP_LOCK`] for the rest of the transaction.
+async fn lock_rollups(conn: &mut PgConnection) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(ROLLUP_LOCK)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Inserts `rows` with `head` (`INSERT INTO t (cols) `) and `tail` (the
+/// `ON CONFLICT` clause), a few fixed statement sizes at a time.
+async fn upsert<T>(
+    conn: &mut PgConnection,
+    head: &'static str,
+    tail: &'static str,
+    rows: &[T],
+    mut push: impl FnMut(Separated<'_, Postgres, &'static str>, &T),
+) -> Result<(), StoreError> {
+    let mut rest = rows;
+    for size in ROLLUP_ROWS_PER_STATEMENT {
+        while rest.len() >= size {
+            let (chunk, others) = rest.split_at(size);
+            let mut sql = QueryBuilder::<Postgres>::new(head);
+            sql.push_values(chunk, &mut push).push(tail);
+            sql.build().execute(&mut *conn).await?;
+            rest = others;
+        }
+    }
+    Ok(())
+}
+
+/// Adds a batch's sums to the rollups (in the batch's transaction, holding
+/// [`ROLLUP_LOCK`]).
+async fn write_rollup(conn: &mut PgConnection, rollup: &Rollup<'_>) -> Result<(), StoreError> {
+    upsert(
+        conn,
+        "INSERT INTO request_rollup_minute (minute, prediction, blocked, requests, score_sum) ",
+        " ON CONFLICT (minute, prediction, blocked) DO UPDATE SET \
+         requests = request_rollup_minute.requests + excluded.requests, \
+         score_sum = request_rollup_minute.score_sum + excluded.score_sum",
+        &rollup.minutes,
+        |mut row, ((minute, prediction, blocked), (requests, score_sum))| {
+            row.push_bind(*minute)
+                .push_bind(*prediction)
+                .push_bind(*blocked)
+                .push_bind(*requests)
+                .push_bind(*score_sum);
+        },
+    )
+    .await?;
+    upsert(
+        conn,
+        "INSERT INTO request_rollup_minute_detail (minute, prediction, blocked, status, \
+         gateway, requests) ",
+        " ON CONFLICT (minute, prediction, blocked, status, gateway) DO UPDATE SET \
+         requests = request_rollup_minute_detail.requests + excluded.requests",
+        &rollup.details,
+        |mut row, ((minute, prediction, blocked, status, gateway), requests)| {
+            row.push_bind(*minute)
+                .push_bind(*prediction)
+                .push_bind(*blocked)
+                .push_bind(i32::from(*status))
+                .push_bind(*gateway)
+                .push_bind(*requests);
+        },
+    )
+    .await?;
+    upsert(
+        conn,
+        "INSERT INTO request_rollup_ip_hour (hour, client, requests, score_sum) ",
+        " ON CONFLICT (hour, client) DO UPDATE SET \
+         requests = request_rollup_ip_hour.requests + excluded.requests, \
+         score_sum = request_rollup_ip_hour.score_sum + excluded.score_sum",
+        &rollup.client_hours,
+        |mut row, ((hour, client), (requests, score_sum))| {
+            row.push_bind(*hour)
+                .push_bind(client.as_str())
+                .push_bind(*requests)
+                .push_bind(*score_sum);
+        },
+    )
+    .await?;
+    upsert(
+        conn,
+        "INSERT INTO request_rollup_ip_total (client, requests, score_sum) ",
+        " ON CONFLICT (client) DO UPDATE SET \
+         requests = request_rollup_ip_total.requests + excluded.requests, \
+         score_sum = request_rollup_ip_total.score_sum + excluded.score_sum",
+        &rollup.clients,
+        |mut row, (client, (requests, score_sum))| {
+            row.push_bind(client.as_str())
+                .push_bind(*requests)
+                .push_bind(*score_sum);
+        },
+    )
+    .await?;
+    upsert(
+        conn,
+        "INSERT INTO request_rollup_path_hour (hour, path, requests) ",
+        " ON CONFLICT (hour, path) DO UPDATE SET \
+         requests = request_rollup_path_hour.requests + excluded.requests",
+        &rollup.path_hours,
+        |mut row, ((hour, path), requests)| {
+            row.push_bind(*hour).push_bind(*path).push_bind(*requests);
+        },
+    )
+    .await?;
+    upsert(
+        conn,
+        "INSERT INTO request_rollup_path_total (path, requests) ",
+        " ON CONFLICT (path) DO UPDATE SET \
+         requests = request_rollup_path_total.requests + excluded.requests",
+        &rollup.paths,
+        |mut row, (path, requests)| {
+            row.push_bind(*path).push_bind(*requests);
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Takes the records before `before` out of the rollups, before they are
+/// deleted (in the same transaction, holding [`ROLLUP_LOCK`]): whole minutes
+/// and hours before it go, the minute it cuts through loses the records it
+/// deletes (so that the minute rollup stays equal to the log), and the hour
+/// it cuts through stays whole.
+async fn purge_rollups(conn: &mut PgConnection, before: i64) -> Result<(), StoreError> {
+    let minute = floor_to(before, MINUTE_MS);
+    if minute < before {
+        sqlx::query(
+            "UPDATE request_rollup_minute AS m SET requests = m.requests - c.requests, \
+             score_sum = m.score_sum - c.score_sum FROM (SELECT prediction, blocked, \
+             COUNT(*) AS requests, SUM(score) AS score_sum FROM request_log \
+             WHERE time >= $1 AND time < $2 GROUP BY prediction, blocked) AS c \
+             WHERE m.minute = $1 AND m.prediction = c.prediction AND m.blocked = c.blocked",
+        )
+        .bind(minute)
+        .bind(before)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query(
+            "UPDATE request_rollup_minute_detail AS m SET requests = m.requests - c.requests \
+             FROM (SELECT prediction, blocked, status, gateway, COUNT(*) AS requests \
+             FROM request_log WHERE time >= $1 AND time < $2 \
+             GROUP BY prediction, blocked, status, gateway) AS c \
+             WHERE m.minute = $1 AND m.prediction = c.prediction AND m.blocked = c.blocked \
+             AND m.status = c.status AND m.gateway = c.gateway",
+        )
+        .bind(minute)
+        .bind(before)
+        .execute(&mut *conn)
+        .await?;
+        for sql in [
+            "DELETE FROM request_rollup_minute WHERE minute = $1 AND requests <= 0",
+            "DELETE FROM request_rollup_minute_detail WHERE minute = $1 AND requests <= 0",
+        ] {
+            sqlx::query(sql).bind(minute).execute(&mut *conn).await?;
+        }
+    }
+    for sql in [
+        "DELETE FROM request_rollup_minute WHERE minute < $1",
+        "DELETE FROM request_rollup_minute_detail WHERE minute < $1",
+    ] {
+        sqlx::query(sql).bind(minute).execute(&mut *conn).await?;
+    }
+
+    let hour = floor_to(before, HOUR_MS);
+    for sql in [
+        "UPDATE request_rollup_ip_total AS t SET requests = t.requests - o.requests, \
+         score_sum = t.score_sum - o.score_sum FROM (SELECT client, \
+         SUM(requests)::BIGINT AS requests, SUM(score_sum) AS score_sum \
+         FROM request_rollup_ip_hour WHERE hour < $1 GROUP BY client) AS o \
+         WHERE t.client = o.client",
+        "UPDATE request_rollup_path_total AS t SET requests = t.requests - o.requests \
+         FROM (SELECT path, SUM(requests)::BIGINT AS requests FROM request_rollup_path_hour \
+         WHERE hour < $1 GROUP BY path) AS o WHERE t.path = o.path",
+        "DELETE FROM request_rollup_ip_hour WHERE hour < $1",
+        "DELETE FROM request_rollup_path_hour WHERE hour < $1",
+    ] {
+        sqlx::query(sql).bind(hour).execute(&mut *conn).await?;
+    }
+    for sql in [
+        "DELETE FROM request_rollup_ip_total WHERE requests <= 0",
+        "DELETE FROM request_rollup_path_total WHERE requests <= 0",
+    ] {
+        sqlx::query(sql).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+fn stored_request_from_row(row: &PgRow) -> Result<StoredRequest, StoreError> {
+    Ok(StoredRequest {
+        id: get(row, REQUEST_LOG, "id")?,
+        record: request_from_row(row)?,
+    })
 }
 
 fn request_from_row(row: &PgRow) -> Result<RequestRecord, StoreError> {

@@ -179,15 +179,17 @@ pub struct RequestStats {
     pub blocked: u64,
     /// Sum of scores (mean = score_sum / total).
     pub score_sum: f64,
-    /// Requests per prediction.
+    /// Requests per prediction: those with any, in the order NORMAL, DDoS,
+    /// ATTACK, BLOCKED.
     pub by_prediction: Vec<(Prediction, u64)>,
     /// Requests per hour, oldest first.
     pub by_hour: Vec<HourCount>,
-    /// Clients with most non-normal requests.
+    /// Clients with most non-normal requests, most first (ties by address
+    /// text, bytewise).
     pub top_ips: Vec<IpCount>,
-    /// Paths with most non-normal requests.
+    /// Paths with most non-normal requests, most first (ties by path, bytewise).
     pub top_paths: Vec<PathCount>,
-    /// Findings per scenario (label) in the window.
+    /// Findings per scenario (label) in the window, most first (ties by label).
     pub by_scenario: Vec<(String, u64)>,
 }
 

@@ -7,6 +7,11 @@
 //! front (waiting up to the busy timeout), so two processes writing at once
 //! queue instead of failing with `SQLITE_BUSY` on a lock upgrade. The schema
 //! is in `migrations/sqlite/` and described in `docs/store.md`.
+//!
+//! Request-log statistics and query totals read rollups (per minute, per
+//! hour and client or path) that `insert_requests` updates in the batch's
+//! own transaction and `purge_requests` trims in its own; see
+//! `crate::rollup` and `migrations/sqlite/0004_server.sql`.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -15,6 +20,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 use rampart_core::{Action, Decision, Evidence, Finding, Level, Origin, Subject};
+use sqlx::query_builder::Separated;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -22,9 +28,12 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use crate::columns::*;
+use crate::rollup::*;
 use crate::{
-    Change, ChangeKind, DecisionQuery, Position, Prediction, RequestRecord, Role, Store,
-    StoreError, StoredDecision, StoredFinding, Token, User,
+    ActionRecord, AgentRecord, BlockedIp, Change, ChangeKind, DecisionQuery, EventRecord,
+    HourCount, IpCount, PathCount, Position, Prediction, RequestFilter, RequestPage, RequestRecord,
+    RequestStats, Role, Store, StoreError, StoredDecision, StoredFinding, StoredRequest, Token,
+    UploadBatch, User, WhitelistEntry,
 };
 
 /// How long a statement waits for another connection's (or process's) lock.
@@ -33,6 +42,19 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections of a file database's pool. WAL lets readers run beside the
 /// one writer; more than a few buys nothing on a small host.
 const FILE_MAX_CONNECTIONS: u32 = 4;
+
+/// Page cache of each connection: 64 MiB (negative: KiB), filled only as
+/// pages are used. A batch of request-log records touches a leaf page of
+/// the client index per distinct client; with SQLite's default 2 MiB those
+/// pages are evicted and re-read every batch, and dirty pages spill into
+/// the WAL before the commit.
+const CACHE_SIZE: &str = "-65536";
+
+/// WAL pages (4 KiB) after which a commit checkpoints: 64 MiB. A batch of
+/// request-log records dirties thousands of pages; at SQLite's default
+/// (1000) nearly every batch would checkpoint, writing the same index pages
+/// to the database again each time.
+const WAL_AUTOCHECKPOINT: &str = "16384";
 
 /// Opens a write transaction that holds the database's write lock from the start.
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
@@ -49,6 +71,14 @@ macro_rules! decision_columns {
 macro_rules! finding_columns {
     () => {
         "id, time, subject_json, label, score, level, evidence_json, decision_id, note"
+    };
+}
+
+/// The columns of `request_log` that [`request_from_row`] reads.
+macro_rules! request_columns {
+    () => {
+        "time, gateway, request_id, client, method, path, user_agent, status, request_bytes, \
+         response_bytes, latency_ms, score, prediction, blocked, reason, backend"
     };
 }
 
@@ -71,8 +101,10 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if missing, with its parent directory) and migrates
     /// the database at `url`: `sqlite:///abs/path.db`, `sqlite://relative.db`
-    /// or `sqlite::memory:`. Files run in WAL mode with `synchronous=NORMAL`;
-    /// every connection has a 5 s busy timeout and foreign keys on.
+    /// or `sqlite::memory:`. Files run in WAL mode with `synchronous=NORMAL`
+    /// and a 64 MiB checkpoint interval; every connection has a 5 s busy
+    /// timeout, foreign keys on, a page cache of up to 64 MiB and temporary
+    /// tables (sorts, statement journals) in memory.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         if !url.starts_with("sqlite:") {
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
@@ -85,7 +117,9 @@ impl SqliteStore {
             .map_err(open_error)?
             .create_if_missing(true)
             .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true);
+            .foreign_keys(true)
+            .pragma("cache_size", CACHE_SIZE)
+            .pragma("temp_store", "memory");
 
         let pool = if is_memory_url(url) {
             // One connection that never idles out or expires: an in-memory
@@ -101,7 +135,8 @@ impl SqliteStore {
         } else {
             let options = options
                 .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal);
+                .synchronous(SqliteSynchronous::Normal)
+                .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT);
             if let Some(parent) = options.get_filename().parent()
                 && !parent.as_os_str().is_empty()
             {
@@ -396,6 +431,7 @@ impl Store for SqliteStore {
                 }
             }
         }
+        write_rollup(&mut tx, &Rollup::of(records)).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -405,11 +441,11 @@ impl Store for SqliteStore {
         client: Option<std::net::IpAddr>,
         limit: u32,
     ) -> Result<Vec<RequestRecord>, StoreError> {
-        let mut sql = QueryBuilder::<Sqlite>::new(
-            "SELECT time, gateway, request_id, client, method, path, user_agent, status, \
-             request_bytes, response_bytes, latency_ms, score, prediction, blocked, reason, \
-             backend FROM request_log",
-        );
+        let mut sql = QueryBuilder::<Sqlite>::new(concat!(
+            "SELECT ",
+            request_columns!(),
+            " FROM request_log"
+        ));
         if let Some(client) = client {
             sql.push(" WHERE client = ").push_bind(client.to_string());
         }
@@ -420,10 +456,14 @@ impl Store for SqliteStore {
     }
 
     async fn purge_requests(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let before = to_ms(before);
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        purge_rollups(&mut tx, before).await?;
         let done = sqlx::query("DELETE FROM request_log WHERE time < ?")
-            .bind(to_ms(before))
-            .execute(&self.pool)
+            .bind(before)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(done.rows_affected())
     }
 
@@ -542,6 +582,449 @@ impl Store for SqliteStore {
         .await?;
         rows.iter().map(token_from_row).collect()
     }
+
+    // ---- the central server's tables ----
+
+    async fn insert_events(&self, events: &[EventRecord]) -> Result<Vec<i64>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let mut ids = Vec::with_capacity(events.len());
+        for event in events {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO events (time, node, kind, source_ip, label, payload_json) \
+                 VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+            )
+            .bind(to_ms(event.time))
+            .bind(&event.node)
+            .bind(&event.kind)
+            .bind(event.source_ip.map(|ip| ip.to_string()))
+            .bind(&event.label)
+            .bind(to_json(&event.payload)?)
+            .fetch_one(&mut *tx)
+            .await?;
+            ids.push(id);
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    async fn events_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, EventRecord)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, time, node, kind, source_ip, label, payload_json FROM events \
+             WHERE id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn upsert_agent(&self, agent: &AgentRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO agents (id, kind, address, version, started_at, last_seen, processed, \
+             blocked) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, address = excluded.address, \
+             version = excluded.version, started_at = excluded.started_at, \
+             last_seen = excluded.last_seen, processed = excluded.processed, \
+             blocked = excluded.blocked",
+        )
+        .bind(&agent.id)
+        .bind(&agent.kind)
+        .bind(&agent.address)
+        .bind(&agent.version)
+        .bind(to_ms(agent.started_at))
+        .bind(to_ms(agent.last_seen))
+        .bind(u64_to_sql(agent.processed))
+        .bind(u64_to_sql(agent.blocked))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_agents(&self) -> Result<Vec<AgentRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, kind, address, version, started_at, last_seen, processed, blocked \
+             FROM agents ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(agent_from_row).collect()
+    }
+
+    async fn insert_action(&self, action: &ActionRecord) -> Result<i64, StoreError> {
+        let id = sqlx::query_scalar(
+            "INSERT INTO actions (time, node, decision_id, action, target, ok, detail) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(to_ms(action.time))
+        .bind(&action.node)
+        .bind(action.decision_id)
+        .bind(&action.action)
+        .bind(&action.target)
+        .bind(action.ok)
+        .bind(&action.detail)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    async fn recent_actions(&self, limit: u32) -> Result<Vec<(i64, ActionRecord)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, time, node, decision_id, action, target, ok, detail FROM actions \
+             ORDER BY time DESC, id DESC LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(action_from_row).collect()
+    }
+
+    async fn insert_upload(&self, batch: &UploadBatch) -> Result<i64, StoreError> {
+        let id = sqlx::query_scalar(
+            "INSERT INTO upload_batches (time, principal, kind, accepted, rejected, errors_json) \
+             VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(to_ms(batch.time))
+        .bind(&batch.principal)
+        .bind(&batch.kind)
+        .bind(u64_to_sql(batch.accepted))
+        .bind(u64_to_sql(batch.rejected))
+        .bind(to_json(&batch.errors)?)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    async fn recent_uploads(&self, limit: u32) -> Result<Vec<(i64, UploadBatch)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, time, principal, kind, accepted, rejected, errors_json \
+             FROM upload_batches ORDER BY time DESC, id DESC LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(upload_from_row).collect()
+    }
+
+    async fn add_whitelist(
+        &self,
+        target: &IpNet,
+        comment: &str,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        let range = TargetColumns::of(target);
+        sqlx::query_scalar(
+            "INSERT INTO whitelist (target, net_family, range_start, range_end, comment, \
+             created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(target.to_string())
+        .bind(i64::from(range.family))
+        .bind(range.start)
+        .bind(range.end)
+        .bind(comment)
+        .bind(by)
+        .bind(to_ms(at))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| conflict_or_query(e, &format!("whitelist entry {}", target.trunc())))
+    }
+
+    async fn list_whitelist(&self) -> Result<Vec<WhitelistEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, target, comment, created_by, created_at FROM whitelist ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(whitelist_from_row).collect()
+    }
+
+    async fn delete_whitelist(&self, id: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM whitelist WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn query_requests(
+        &self,
+        filter: &RequestFilter,
+        offset: u64,
+        limit: u32,
+    ) -> Result<RequestPage, StoreError> {
+        // One read transaction: the total and the page see one snapshot.
+        let mut tx = self.pool.begin().await?;
+        let total = count_requests(&mut tx, filter).await?;
+
+        let mut sql = QueryBuilder::<Sqlite>::new(concat!(
+            "SELECT id, ",
+            request_columns!(),
+            " FROM request_log WHERE 1 = 1"
+        ));
+        push_request_filter(&mut sql, filter);
+        sql.push(" ORDER BY time DESC, id DESC LIMIT ")
+            .push_bind(i64::from(limit))
+            .push(" OFFSET ")
+            .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
+        let rows = sql.build().fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        let requests = rows
+            .iter()
+            .map(stored_request_from_row)
+            .collect::<Result<_, _>>()?;
+        Ok(RequestPage { total, requests })
+    }
+
+    async fn requests_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredRequest>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT id, ",
+            request_columns!(),
+            " FROM request_log WHERE id > ? ORDER BY id LIMIT ?"
+        ))
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(stored_request_from_row).collect()
+    }
+
+    async fn request_stats(
+        &self,
+        since: DateTime<Utc>,
+        top: u32,
+    ) -> Result<RequestStats, StoreError> {
+        let since_ms = to_ms(since);
+        let whole_from = ceil_to(since_ms, MINUTE_MS);
+        let top = i64::from(top);
+        // One read transaction: every part sees one snapshot.
+        let mut tx = self.pool.begin().await?;
+
+        // Whole minutes from the rollup, the partial first one from the log.
+        let mut sums = sqlx::query(
+            "SELECT prediction, blocked, SUM(requests) AS requests, SUM(score_sum) AS score_sum \
+             FROM request_rollup_minute WHERE minute >= ? GROUP BY prediction, blocked",
+        )
+        .bind(whole_from)
+        .fetch_all(&mut *tx)
+        .await?;
+        if whole_from > since_ms {
+            sums.extend(
+                sqlx::query(
+                    "SELECT prediction, blocked, COUNT(*) AS requests, SUM(score) AS score_sum \
+                     FROM request_log WHERE time >= ? AND time < ? GROUP BY prediction, blocked",
+                )
+                .bind(since_ms)
+                .bind(whole_from)
+                .fetch_all(&mut *tx)
+                .await?,
+            );
+        }
+        let totals = Totals::of(
+            sums.iter()
+                .map(prediction_sum_from_row)
+                .collect::<Result<Vec<_>, _>>()?,
+        )?;
+
+        let by_hour = sqlx::query(
+            "SELECT minute - (minute % 3600000 + 3600000) % 3600000 AS hour, \
+             SUM(requests) AS requests, \
+             SUM(CASE WHEN blocked THEN requests ELSE 0 END) AS blocked \
+             FROM request_rollup_minute WHERE minute >= ? GROUP BY 1 ORDER BY 1",
+        )
+        .bind(floor_to(since_ms, HOUR_MS))
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(hour_count_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+
+        let (oldest, newest): (Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT (SELECT MIN(hour) FROM request_rollup_ip_hour), \
+             (SELECT MAX(hour) FROM request_rollup_ip_hour)",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let top_ips =
+            match TopSource::choose(since_ms, oldest, newest) {
+                TopSource::Nothing => Vec::new(),
+                TopSource::Totals => {
+                    sqlx::query(
+                        "SELECT client, requests, score_sum FROM request_rollup_ip_total \
+                     ORDER BY requests DESC, client LIMIT ?",
+                    )
+                    .bind(top)
+                    .fetch_all(&mut *tx)
+                    .await?
+                }
+                TopSource::TotalsLessBefore(first) => sqlx::query(
+                    "SELECT t.client AS client, t.requests - COALESCE(o.requests, 0) AS requests, \
+                     t.score_sum - COALESCE(o.score_sum, 0) AS score_sum \
+                     FROM request_rollup_ip_total t LEFT JOIN (SELECT client, \
+                     SUM(requests) AS requests, SUM(score_sum) AS score_sum \
+                     FROM request_rollup_ip_hour WHERE hour < ? GROUP BY client) o \
+                     ON o.client = t.client \
+                     WHERE t.requests - COALESCE(o.requests, 0) > 0 \
+                     ORDER BY 2 DESC, 1 LIMIT ?",
+                )
+                .bind(first)
+                .bind(top)
+                .fetch_all(&mut *tx)
+                .await?,
+                TopSource::Window(first) => {
+                    sqlx::query(
+                        "SELECT client, SUM(requests) AS requests, SUM(score_sum) AS score_sum \
+                     FROM request_rollup_ip_hour WHERE hour >= ? GROUP BY client \
+                     ORDER BY 2 DESC, 1 LIMIT ?",
+                    )
+                    .bind(first)
+                    .bind(top)
+                    .fetch_all(&mut *tx)
+                    .await?
+                }
+            }
+            .iter()
+            .map(ip_count_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let (oldest, newest): (Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT (SELECT MIN(hour) FROM request_rollup_path_hour), \
+             (SELECT MAX(hour) FROM request_rollup_path_hour)",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let top_paths = match TopSource::choose(since_ms, oldest, newest) {
+            TopSource::Nothing => Vec::new(),
+            TopSource::Totals => {
+                sqlx::query(
+                    "SELECT path, requests FROM request_rollup_path_total \
+                     ORDER BY requests DESC, path LIMIT ?",
+                )
+                .bind(top)
+                .fetch_all(&mut *tx)
+                .await?
+            }
+            TopSource::TotalsLessBefore(first) => {
+                sqlx::query(
+                    "SELECT t.path AS path, t.requests - COALESCE(o.requests, 0) AS requests \
+                     FROM request_rollup_path_total t LEFT JOIN (SELECT path, \
+                     SUM(requests) AS requests FROM request_rollup_path_hour \
+                     WHERE hour < ? GROUP BY path) o ON o.path = t.path \
+                     WHERE t.requests - COALESCE(o.requests, 0) > 0 \
+                     ORDER BY 2 DESC, 1 LIMIT ?",
+                )
+                .bind(first)
+                .bind(top)
+                .fetch_all(&mut *tx)
+                .await?
+            }
+            TopSource::Window(first) => {
+                sqlx::query(
+                    "SELECT path, SUM(requests) AS requests FROM request_rollup_path_hour \
+                     WHERE hour >= ? GROUP BY path ORDER BY 2 DESC, 1 LIMIT ?",
+                )
+                .bind(first)
+                .bind(top)
+                .fetch_all(&mut *tx)
+                .await?
+            }
+        }
+        .iter()
+        .map(path_count_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+
+        let by_scenario = sqlx::query_as::<_, (String, i64)>(
+            "SELECT label, COUNT(*) FROM findings WHERE time >= ? \
+             GROUP BY label ORDER BY 2 DESC, 1",
+        )
+        .bind(since_ms)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|(label, n)| (label, count(n)))
+        .collect();
+        tx.commit().await?;
+
+        Ok(RequestStats {
+            total: totals.total,
+            blocked: totals.blocked,
+            score_sum: totals.score_sum,
+            by_prediction: totals.by_prediction,
+            by_hour,
+            top_ips,
+            top_paths,
+            by_scenario,
+        })
+    }
+
+    async fn findings_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredFinding>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            finding_columns!(),
+            " FROM findings WHERE id > ? ORDER BY id LIMIT ?"
+        ))
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(finding_from_row).collect()
+    }
+
+    async fn blocked_ips(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<BlockedIp>, StoreError> {
+        // A decision with several findings joins once per finding: bans are
+        // counted by distinct id; MIN, MAX and AVG are unaffected.
+        let rows = sqlx::query(
+            "SELECT d.target AS target, MIN(d.at) AS first_seen, MAX(d.at) AS last_blocked, \
+             COUNT(DISTINCT d.id) AS bans, COALESCE(AVG(f.score), 0.0) AS avg_score, \
+             MAX(d.revoked_at IS NULL AND (d.until IS NULL OR d.until > ?)) AS active \
+             FROM decisions d LEFT JOIN findings f ON f.decision_id = d.id \
+             WHERE d.action = 'ban' AND d.dry_run = 0 \
+             GROUP BY d.target ORDER BY last_blocked DESC, MAX(d.id) DESC LIMIT ?",
+        )
+        .bind(to_ms(now))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(blocked_ip_from_row).collect()
+    }
+
+    async fn purge_events(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let before = to_ms(before);
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let mut purged = 0;
+        for sql in [
+            "DELETE FROM events WHERE time < ?",
+            "DELETE FROM actions WHERE time < ?",
+            "DELETE FROM upload_batches WHERE time < ?",
+        ] {
+            purged += sqlx::query(sql)
+                .bind(before)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(purged)
+    }
 }
 
 async fn insert_request_rows(
@@ -573,6 +1056,287 @@ async fn insert_request_rows(
     });
     sql.build().execute(conn).await?;
     Ok(())
+}
+
+/// Appends ` AND …` for each field of `filter` (on `request_log`).
+///
+/// With a client, its index serves best: the other indexed columns are
+/// written `+column`, which SQLite never reads through an index. Without
+/// one, a non-NORMAL prediction and a status other than 200 repeat the
+/// condition of their partial index, which SQLite uses only then.
+fn push_request_filter(sql: &mut QueryBuilder<Sqlite>, filter: &RequestFilter) {
+    let by_client = filter.client.is_some();
+    let plus = if by_client { "+" } else { "" };
+    if let Some(since) = filter.since {
+        sql.push(" AND time >= ").push_bind(to_ms(since));
+    }
+    if let Some(client) = filter.client {
+        sql.push(" AND client = ").push_bind(client.to_string());
+    }
+    if let Some(prefix) = &filter.path_prefix {
+        // substr counts characters, as chars() does: an exact prefix test
+        // with no pattern characters to escape.
+        let chars = i64::try_from(prefix.chars().count()).unwrap_or(i64::MAX);
+        sql.push(" AND substr(path, 1, ")
+            .push_bind(chars)
+            .push(") = ")
+            .push_bind(prefix.clone());
+    }
+    if let Some(prediction) = filter.prediction {
+        sql.push(" AND ")
+            .push(plus)
+            .push("prediction = ")
+            .push_bind(prediction.as_str());
+        if !by_client && prediction != Prediction::Normal {
+            sql.push(" AND prediction <> 'NORMAL'");
+        }
+    }
+    if let Some(blocked) = filter.blocked {
+        sql.push(" AND ")
+            .push(plus)
+            .push("blocked = ")
+            .push_bind(blocked);
+    }
+    if let Some(status) = filter.status {
+        sql.push(" AND ")
+            .push(plus)
+            .push("status = ")
+            .push_bind(i64::from(status));
+        if !by_client && status != 200 {
+            sql.push(" AND status <> 200");
+        }
+    }
+    if let Some(gateway) = &filter.gateway {
+        sql.push(" AND gateway = ").push_bind(gateway.clone());
+    }
+}
+
+/// The number of request-log records matching `filter`: from a minute
+/// rollup and the partial first minute when the filter allows (see
+/// [`CountFrom`]), else counted in the log.
+async fn count_requests(
+    conn: &mut SqliteConnection,
+    filter: &RequestFilter,
+) -> Result<u64, StoreError> {
+    let from = CountFrom::of(filter);
+    if from == CountFrom::Log {
+        let mut sql = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM request_log WHERE 1 = 1");
+        push_request_filter(&mut sql, filter);
+        return Ok(count(sql.build_query_scalar().fetch_one(&mut *conn).await?));
+    }
+    let whole_from = filter.since.map(|s| ceil_to(to_ms(s), MINUTE_MS));
+    let mut sql = QueryBuilder::<Sqlite>::new(if from == CountFrom::Detail {
+        "SELECT COALESCE(SUM(requests), 0) FROM request_rollup_minute_detail WHERE 1 = 1"
+    } else {
+        "SELECT COALESCE(SUM(requests), 0) FROM request_rollup_minute WHERE 1 = 1"
+    });
+
+    if let Some(from) = whole_from {
+        sql.push(" AND minute >= ").push_bind(from);
+    }
+    if let Some(prediction) = filter.prediction {
+        sql.push(" AND prediction = ")
+            .push_bind(prediction.as_str());
+    }
+    if let Some(blocked) = filter.blocked {
+        sql.push(" AND blocked = ").push_bind(blocked);
+    }
+    if let Some(status) = filter.status {
+        sql.push(" AND status = ").push_bind(i64::from(status));
+    }
+    if let Some(gateway) = &filter.gateway {
+        sql.push(" AND gateway = ").push_bind(gateway.clone());
+    }
+    let whole: i64 = sql.build_query_scalar().fetch_one(&mut *conn).await?;
+    let Some(from) = whole_from else {
+        return Ok(count(whole));
+    };
+    let mut sql = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM request_log WHERE time < ");
+    sql.push_bind(from);
+    push_request_filter(&mut sql, filter);
+    let edge: i64 = sql.build_query_scalar().fetch_one(&mut *conn).await?;
+    Ok(count(whole) + count(edge))
+}
+
+/// Inserts `rows` with `head` (`INSERT INTO t (cols) `) and `tail` (the
+/// `ON CONFLICT` clause), a few fixed statement sizes at a time.
+async fn upsert<T>(
+    conn: &mut SqliteConnection,
+    head: &'static str,
+    tail: &'static str,
+    rows: &[T],
+    mut push: impl FnMut(Separated<'_, Sqlite, &'static str>, &T),
+) -> Result<(), StoreError> {
+    let mut rest = rows;
+    for size in ROLLUP_ROWS_PER_STATEMENT {
+        while rest.len() >= size {
+            let (chunk, others) = rest.split_at(size);
+            let mut sql = QueryBuilder::<Sqlite>::new(head);
+            sql.push_values(chunk, &mut push).push(tail);
+            sql.build().execute(&mut *conn).await?;
+            rest = others;
+        }
+    }
+    Ok(())
+}
+
+/// Adds a batch's sums to the rollups (in the batch's transaction).
+async fn write_rollup(conn: &mut SqliteConnection, rollup: &Rollup<'_>) -> Result<(), StoreError> {
+    upsert(
+        conn,
+        "INSERT INTO request_rollup_minute (minute, prediction, blocked, requests, score_sum) ",
+        " ON CONFLICT (minute, prediction, blocked) DO UPDATE SET \
+         requests = requests + excluded.requests, score_sum = score_sum + excluded.score_sum",
+        &rollup.minutes,
+        |mut row, ((minute, prediction, blocked), (requests, score_sum))| {
+            row.push_bind(*minute)
+                .push_bind(*prediction)
+                .push_bind(*blocked)
+                .push_bind(*requests)
+                .push_bind(*score_sum);
+        },
+    )
+    .await?;
+    upsert(
+        conn,
+        "INSERT INTO request_rollup_minute_detail (minute, prediction, blocked, status, \
+         gateway, requests) ",
+        " ON CONFLICT (minute, prediction, blocked, status, gateway) DO UPDATE SET \
+         requests = requests + excluded.requests",
+        &rollup.details,
+        |mut row, ((minute, prediction, blocked, status, gateway), requests)| {
+            row.push_bind(*minute)
+                .push_bind(*prediction)
+                .push_bind(*blocked)
+                .push_bind(i64::from(*status))
+                .push_bind(*gateway)
+                .push_bind(*requests);
+        },
+    )
+    .await?;
+    upsert(
+        conn,
+        "INSERT INTO request_rollup_ip_hour (hour, client, requests, score_sum) ",
+        " ON CONFLICT (hour, client) DO UPDATE SET \
+         requests = requests + excluded.requests, score_sum = score_sum + excluded.score_sum",
+        &rollup.client_hours,
+        |mut row, ((hour, client), (requests, score_sum))| {
+            row.push_bind(*hour)
+                .push_bind(client.as_str())
+                .push_bind(*requests)
+                .push_bind(*score_sum);
+        },
+    )
+    .await?;
+    upsert(
+        conn,
+        "INSERT INTO request_rollup_ip_total (client, requests, score_sum) ",
+        " ON CONFLICT (client) DO UPDATE SET \
+         requests = requests + excluded.requests, score_sum = score_sum + excluded.score_sum",
+        &rollup.clients,
+        |mut row, (client, (requests, score_sum))| {
+            row.push_bind(client.as_str())
+                .push_bind(*requests)
+                .push_bind(*score_sum);
+        },
+    )
+    .await?;
+    upsert(
+        conn,
+        "INSERT INTO request_rollup_path_hour (hour, path, requests) ",
+        " ON CONFLICT (hour, path) DO UPDATE SET requests = requests + excluded.requests",
+        &rollup.path_hours,
+        |mut row, ((hour, path), requests)| {
+            row.push_bind(*hour).push_bind(*path).push_bind(*requests);
+        },
+    )
+    .await?;
+    upsert(
+        conn,
+        "INSERT INTO request_rollup_path_total (path, requests) ",
+        " ON CONFLICT (path) DO UPDATE SET requests = requests + excluded.requests",
+        &rollup.paths,
+        |mut row, (path, requests)| {
+            row.push_bind(*path).push_bind(*requests);
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Takes the records before `before` out of the rollups, before they are
+/// deleted (in the same transaction): whole minutes and hours before it go,
+/// the minute it cuts through loses the records it deletes (so that the
+/// minute rollup stays equal to the log), and the hour it cuts through stays
+/// whole.
+async fn purge_rollups(conn: &mut SqliteConnection, before: i64) -> Result<(), StoreError> {
+    let minute = floor_to(before, MINUTE_MS);
+    if minute < before {
+        sqlx::query(
+            "UPDATE request_rollup_minute AS m SET requests = m.requests - c.requests, \
+             score_sum = m.score_sum - c.score_sum FROM (SELECT prediction, blocked, \
+             COUNT(*) AS requests, SUM(score) AS score_sum FROM request_log \
+             WHERE time >= ?1 AND time < ?2 GROUP BY prediction, blocked) AS c \
+             WHERE m.minute = ?1 AND m.prediction = c.prediction AND m.blocked = c.blocked",
+        )
+        .bind(minute)
+        .bind(before)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query(
+            "UPDATE request_rollup_minute_detail AS m SET requests = m.requests - c.requests \
+             FROM (SELECT prediction, blocked, status, gateway, COUNT(*) AS requests \
+             FROM request_log WHERE time >= ?1 AND time < ?2 \
+             GROUP BY prediction, blocked, status, gateway) AS c \
+             WHERE m.minute = ?1 AND m.prediction = c.prediction AND m.blocked = c.blocked \
+             AND m.status = c.status AND m.gateway = c.gateway",
+        )
+        .bind(minute)
+        .bind(before)
+        .execute(&mut *conn)
+        .await?;
+        for sql in [
+            "DELETE FROM request_rollup_minute WHERE minute = ? AND requests <= 0",
+            "DELETE FROM request_rollup_minute_detail WHERE minute = ? AND requests <= 0",
+        ] {
+            sqlx::query(sql).bind(minute).execute(&mut *conn).await?;
+        }
+    }
+    for sql in [
+        "DELETE FROM request_rollup_minute WHERE minute < ?",
+        "DELETE FROM request_rollup_minute_detail WHERE minute < ?",
+    ] {
+        sqlx::query(sql).bind(minute).execute(&mut *conn).await?;
+    }
+
+    let hour = floor_to(before, HOUR_MS);
+    for sql in [
+        "UPDATE request_rollup_ip_total AS t SET requests = t.requests - o.requests, \
+         score_sum = t.score_sum - o.score_sum FROM (SELECT client, SUM(requests) AS requests, \
+         SUM(score_sum) AS score_sum FROM request_rollup_ip_hour WHERE hour < ? \
+         GROUP BY client) AS o WHERE t.client = o.client",
+        "UPDATE request_rollup_path_total AS t SET requests = t.requests - o.requests \
+         FROM (SELECT path, SUM(requests) AS requests FROM request_rollup_path_hour \
+         WHERE hour < ? GROUP BY path) AS o WHERE t.path = o.path",
+        "DELETE FROM request_rollup_ip_hour WHERE hour < ?",
+        "DELETE FROM request_rollup_path_hour WHERE hour < ?",
+    ] {
+        sqlx::query(sql).bind(hour).execute(&mut *conn).await?;
+    }
+    for sql in [
+        "DELETE FROM request_rollup_ip_total WHERE requests <= 0",
+        "DELETE FROM request_rollup_path_total WHERE requests <= 0",
+    ] {
+        sqlx::query(sql).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+fn stored_request_from_row(row: &SqliteRow) -> Result<StoredRequest, StoreError> {
+    Ok(StoredRequest {
+        id: get(row, REQUEST_LOG, "id")?,
+        record: request_from_row(row)?,
+    })
 }
 
 fn request_from_row(row: &SqliteRow) -> Result<RequestRecord, StoreError> {

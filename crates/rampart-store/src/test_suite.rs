@@ -25,8 +25,9 @@ use ipnet::IpNet;
 use rampart_core::{Action, Decision, Evidence, Finding, Level, Origin, Subject};
 
 use crate::{
-    ChangeKind, DecisionQuery, Position, Prediction, RequestRecord, Role, Store, StoreError,
-    StoredDecision,
+    ActionRecord, AgentRecord, BlockedIp, ChangeKind, DecisionQuery, EventRecord, HourCount,
+    Position, Prediction, RequestFilter, RequestRecord, RequestStats, Role, Store, StoreError,
+    StoredDecision, UploadBatch, WhitelistEntry,
 };
 
 /// A store under test and whatever must outlive it (a temporary
@@ -102,6 +103,13 @@ macro_rules! store_test_suite {
             request_log_round_trip_and_filter,
             users_and_tokens,
             retention_purges_old_rows_only,
+            request_stats_over_rollups,
+            request_rollups_are_purged,
+            query_requests_filters_and_pages,
+            events_agents_actions_uploads,
+            whitelist_add_list_delete,
+            findings_after_orders_by_id,
+            blocked_ips_sums_bans,
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {
@@ -1067,4 +1075,871 @@ pub async fn retention_purges_old_rows_only(store: Arc<dyn Store>) {
         "the decision's evidence and the newer finding stay"
     );
     assert!(kept.iter().any(|f| f.decision_id.is_some()));
+}
+
+// ---- the central server's tables ----
+
+/// The first millisecond of an hour, and that hour plus `minutes` and `seconds`.
+fn hour0_plus(minutes: i64, seconds: i64) -> DateTime<Utc> {
+    // 1_699_999_200_000 is a whole hour (472_222 × 3_600_000).
+    DateTime::from_timestamp_millis(1_699_999_200_000).expect("valid time")
+        + Duration::minutes(minutes)
+        + Duration::seconds(seconds)
+}
+
+/// A request-log record with the fields statistics read; the rest derived.
+fn request(
+    id: &str,
+    time: DateTime<Utc>,
+    client: &str,
+    path: &str,
+    prediction: Prediction,
+    blocked: bool,
+    score: f64,
+) -> RequestRecord {
+    RequestRecord {
+        time,
+        gateway: "gw-1".into(),
+        request_id: id.into(),
+        client: client.parse().expect("address"),
+        method: "GET".into(),
+        path: path.into(),
+        user_agent: None,
+        status: if blocked { 403 } else { 200 },
+        request_bytes: 0,
+        response_bytes: 0,
+        latency_ms: 1.0,
+        score,
+        prediction,
+        blocked,
+        reason: None,
+        backend: None,
+    }
+}
+
+const IP_A: &str = "192.0.2.1";
+const IP_B: &str = "192.0.2.2";
+const IP_C: &str = "192.0.2.3";
+const IP_D: &str = "2001:db8::9";
+
+/// Ten records over two hours, r1…r10; scores are exact binary fractions.
+/// r1–r5 through gateway gw-1, r6–r10 through gw-2.
+fn stats_records() -> Vec<RequestRecord> {
+    use Prediction::{Attack, Blocked, Ddos, Normal};
+    let mut records = vec![
+        request("r1", hour0_plus(5, 0), IP_A, "/", Normal, false, 0.0),
+        request("r2", hour0_plus(10, 10), IP_B, "/login", Attack, true, 0.5),
+        request("r3", hour0_plus(10, 30), IP_B, "/login", Attack, true, 0.5),
+        request("r4", hour0_plus(10, 50), IP_A, "/", Normal, false, 0.25),
+        request("r5", hour0_plus(11, 0), IP_C, "/api", Ddos, false, 0.75),
+        request("r6", hour0_plus(11, 1), IP_C, "/api", Ddos, true, 0.75),
+        request("r7", hour0_plus(70, 0), IP_C, "/api", Ddos, true, 1.0),
+        request("r8", hour0_plus(70, 0), IP_B, "/admin", Attack, false, 0.5),
+        request("r9", hour0_plus(75, 0), IP_D, "/", Blocked, true, 0.25),
+        request("r10", hour0_plus(75, 0), IP_A, "/", Normal, false, 0.0),
+    ];
+    for r in &mut records[5..] {
+        r.gateway = "gw-2".into();
+    }
+    records
+}
+
+fn hour_count(hour: i64, requests: u64, blocked: u64) -> HourCount {
+    HourCount {
+        hour: hour0_plus(hour * 60, 0),
+        requests,
+        blocked,
+    }
+}
+
+/// (ip, count, avg_confidence) of top_ips, averages rounded to 1e-9.
+fn ip_counts(stats: &RequestStats) -> Vec<(String, u64, f64)> {
+    stats
+        .top_ips
+        .iter()
+        .map(|c| {
+            (
+                c.ip.to_string(),
+                c.count,
+                (c.avg_confidence * 1e9).round() / 1e9,
+            )
+        })
+        .collect()
+}
+
+fn path_counts(stats: &RequestStats) -> Vec<(String, u64)> {
+    stats
+        .top_paths
+        .iter()
+        .map(|p| (p.path.clone(), p.count))
+        .collect()
+}
+
+async fn stats(store: &dyn Store, since: DateTime<Utc>, top: u32) -> RequestStats {
+    store
+        .request_stats(since, top)
+        .await
+        .expect("request_stats")
+}
+
+/// Statistics are exact to the millisecond (a window starting inside a
+/// minute counts that minute's records from the window's start), per hour
+/// over the hours the window touches, the same whether a batch is written
+/// at once or in parts; top lists rank non-NORMAL requests with ties in byte
+/// order, for a window holding every stored hour, some, or few.
+pub async fn request_stats_over_rollups(store: Arc<dyn Store>) {
+    use Prediction::{Attack, Blocked, Ddos, Normal};
+    let store = &*store;
+    let empty = stats(store, hour0_plus(0, 0), 10).await;
+    assert_eq!(empty, RequestStats::default());
+
+    let records = stats_records();
+    // Two batches sharing minutes and hours: the rollups add up.
+    store.insert_requests(&records[..5]).await.expect("insert");
+    store.insert_requests(&records[5..]).await.expect("insert");
+
+    store
+        .insert_finding(
+            &finding("192.0.2.2/32", "ssh", hour0_plus(10, 0)),
+            "dry run",
+        )
+        .await
+        .expect("finding");
+    store
+        .insert_finding(
+            &finding("192.0.2.2/32", "ssh", hour0_plus(20, 0)),
+            "dry run",
+        )
+        .await
+        .expect("finding");
+    for minute in [30, 31, 32] {
+        store
+            .insert_finding(
+                &finding("192.0.2.3/32", "http-probe", hour0_plus(minute, 0)),
+                "whitelisted",
+            )
+            .await
+            .expect("finding");
+    }
+    let mut decision = ban("192.0.2.2/32", hour0_plus(40, 0));
+    decision.findings = vec![finding("192.0.2.2/32", "ssh", hour0_plus(40, 0))];
+    store.insert_decision(&decision).await.expect("decision");
+
+    // From the middle of minute 10: r3 (at the very start) to r10.
+    let s = stats(store, hour0_plus(10, 30), 2).await;
+    assert_eq!(s.total, 8);
+    assert_eq!(s.blocked, 4);
+    assert_eq!(s.score_sum, 4.0);
+    assert_eq!(
+        s.by_prediction,
+        vec![(Normal, 2), (Ddos, 3), (Attack, 2), (Blocked, 1)]
+    );
+    assert_eq!(
+        s.by_hour,
+        vec![hour_count(0, 6, 3), hour_count(1, 4, 2)],
+        "whole hours"
+    );
+    assert_eq!(
+        ip_counts(&s),
+        vec![(IP_B.into(), 3, 0.5), (IP_C.into(), 3, 0.833_333_333)],
+        "whole hours, ties by address text"
+    );
+    assert_eq!(
+        path_counts(&s),
+        vec![("/api".into(), 3), ("/login".into(), 2)]
+    );
+    assert_eq!(
+        s.by_scenario,
+        vec![("http-probe".into(), 3), ("ssh".into(), 2)]
+    );
+    let s = stats(store, hour0_plus(10, 30), 10).await;
+    assert_eq!(
+        path_counts(&s),
+        vec![
+            ("/api".into(), 3),
+            ("/login".into(), 2),
+            ("/".into(), 1),
+            ("/admin".into(), 1)
+        ]
+    );
+    assert_eq!(s.top_ips.len(), 3);
+
+    // One millisecond later r3 is out; from minute 11 exactly, r2–r4 too.
+    let s = stats(store, hour0_plus(10, 30) + Duration::milliseconds(1), 10).await;
+    assert_eq!((s.total, s.blocked), (7, 3));
+    let s = stats(store, hour0_plus(11, 0), 10).await;
+    assert_eq!((s.total, s.blocked, s.score_sum), (6, 3, 3.25));
+    assert_eq!(
+        s.by_prediction,
+        vec![(Normal, 1), (Ddos, 3), (Attack, 1), (Blocked, 1)]
+    );
+
+    // The second hour only: hour 0 is subtracted from the totals.
+    let s = stats(store, hour0_plus(60, 0), 10).await;
+    assert_eq!((s.total, s.blocked, s.score_sum), (4, 2, 1.75));
+    assert_eq!(s.by_hour, vec![hour_count(1, 4, 2)]);
+    assert_eq!(
+        ip_counts(&s),
+        vec![
+            (IP_B.into(), 1, 0.5),
+            (IP_C.into(), 1, 1.0),
+            (IP_D.into(), 1, 0.25)
+        ]
+    );
+    assert_eq!(
+        path_counts(&s),
+        vec![("/".into(), 1), ("/admin".into(), 1), ("/api".into(), 1)]
+    );
+    assert!(s.by_scenario.is_empty());
+
+    // A window after every record: nothing.
+    let s = stats(store, hour0_plus(180, 0), 10).await;
+    assert_eq!(s, RequestStats::default());
+
+    // Three hours later, a window of the last hour (most stored hours lie
+    // before it).
+    store
+        .insert_requests(&[request(
+            "r11",
+            hour0_plus(185, 0),
+            IP_D,
+            "/x",
+            Attack,
+            false,
+            0.5,
+        )])
+        .await
+        .expect("insert");
+    let s = stats(store, hour0_plus(181, 0), 10).await;
+    assert_eq!((s.total, s.blocked), (1, 0));
+    assert_eq!(s.by_hour, vec![hour_count(3, 1, 0)]);
+    assert_eq!(ip_counts(&s), vec![(IP_D.into(), 1, 0.5)]);
+    assert_eq!(path_counts(&s), vec![("/x".into(), 1)]);
+}
+
+/// Purging requests cuts the rollups too: whole minutes and hours before
+/// the cut-off go, the minute it cuts through loses exactly the purged
+/// records, the hour it cuts through stays whole.
+pub async fn request_rollups_are_purged(store: Arc<dyn Store>) {
+    use Prediction::{Attack, Blocked, Normal};
+    let store = &*store;
+    store
+        .insert_requests(&stats_records())
+        .await
+        .expect("insert");
+    store
+        .insert_requests(&[request(
+            "r11",
+            hour0_plus(185, 0),
+            IP_D,
+            "/x",
+            Attack,
+            false,
+            0.5,
+        )])
+        .await
+        .expect("insert");
+
+    // In the middle of minute 70: r1–r8 go (r7 and r8 from that minute).
+    assert_eq!(
+        store
+            .purge_requests(hour0_plus(70, 30))
+            .await
+            .expect("purge"),
+        8
+    );
+    let s = stats(store, hour0_plus(-300, 0), 10).await;
+    assert_eq!((s.total, s.blocked, s.score_sum), (3, 1, 0.75));
+    assert_eq!(
+        s.by_prediction,
+        vec![(Normal, 1), (Attack, 1), (Blocked, 1)]
+    );
+    assert_eq!(s.by_hour, vec![hour_count(1, 2, 1), hour_count(3, 1, 0)]);
+    // Hour 1 stays whole (r7, r8 still ranked), hour 0 is gone.
+    assert_eq!(
+        ip_counts(&s),
+        vec![
+            (IP_D.into(), 2, 0.375),
+            (IP_B.into(), 1, 0.5),
+            (IP_C.into(), 1, 1.0)
+        ]
+    );
+    assert_eq!(
+        path_counts(&s),
+        vec![
+            ("/".into(), 1),
+            ("/admin".into(), 1),
+            ("/api".into(), 1),
+            ("/x".into(), 1)
+        ]
+    );
+    let page = store
+        .query_requests(&RequestFilter::default(), 0, 10)
+        .await
+        .expect("query");
+    assert_eq!(page.total, 3, "the minute rollup matches the log");
+    let status = RequestFilter {
+        status: Some(403),
+        ..RequestFilter::default()
+    };
+    assert_eq!(page_ids(store, status, 0, 10).await, (1, vec!["r9".into()]));
+    let gateway = RequestFilter {
+        gateway: Some("gw-2".into()),
+        since: Some(hour0_plus(-300, 0)),
+        ..RequestFilter::default()
+    };
+    assert_eq!(
+        page_ids(store, gateway, 0, 10).await,
+        (2, vec!["r10".into(), "r9".into()])
+    );
+
+    // Everything.
+    assert_eq!(
+        store
+            .purge_requests(hour0_plus(600, 0))
+            .await
+            .expect("purge"),
+        3
+    );
+    let s = stats(store, hour0_plus(-300, 0), 10).await;
+    assert_eq!(s, RequestStats::default());
+    assert_eq!(
+        store
+            .query_requests(&RequestFilter::default(), 0, 10)
+            .await
+            .expect("query")
+            .total,
+        0
+    );
+}
+
+async fn page_ids(
+    store: &dyn Store,
+    filter: RequestFilter,
+    offset: u64,
+    limit: u32,
+) -> (u64, Vec<String>) {
+    let page = store
+        .query_requests(&filter, offset, limit)
+        .await
+        .expect("query_requests");
+    let ids = page
+        .requests
+        .into_iter()
+        .map(|r| r.record.request_id)
+        .collect();
+    (page.total, ids)
+}
+
+/// Request-log queries: every filter, totals of all pages (from the rollup
+/// or by counting), pages newest first (ties by id), whole records.
+pub async fn query_requests_filters_and_pages(store: Arc<dyn Store>) {
+    let store = &*store;
+    let records = stats_records();
+    store.insert_requests(&records).await.expect("insert");
+    let since = Some(hour0_plus(10, 30));
+    let window = RequestFilter {
+        since,
+        ..RequestFilter::default()
+    };
+
+    let page = store.query_requests(&window, 0, 3).await.expect("query");
+    assert_eq!(page.total, 8);
+    assert_eq!(page.requests.len(), 3);
+    assert_eq!(page.requests[0].record, records[9], "whole record");
+    assert!(page.requests[0].id > page.requests[1].id);
+    assert_eq!(
+        page_ids(store, window.clone(), 3, 3).await,
+        (8, vec!["r7".into(), "r6".into(), "r5".into()])
+    );
+    assert_eq!(
+        page_ids(store, window.clone(), 6, 10).await,
+        (8, vec!["r4".into(), "r3".into()])
+    );
+    assert_eq!(page_ids(store, window.clone(), 100, 10).await, (8, vec![]));
+    assert_eq!(
+        page_ids(store, RequestFilter::default(), 0, 0).await,
+        (10, vec![])
+    );
+
+    let ddos = RequestFilter {
+        prediction: Some(Prediction::Ddos),
+        ..window.clone()
+    };
+    assert_eq!(
+        page_ids(store, ddos, 1, 2).await,
+        (3, vec!["r6".into(), "r5".into()])
+    );
+    let blocked = RequestFilter {
+        blocked: Some(true),
+        ..window.clone()
+    };
+    assert_eq!(
+        page_ids(store, blocked, 0, 10).await,
+        (4, vec!["r9".into(), "r7".into(), "r6".into(), "r3".into()])
+    );
+    let normal_forwarded = RequestFilter {
+        blocked: Some(false),
+        prediction: Some(Prediction::Normal),
+        ..window.clone()
+    };
+    assert_eq!(
+        page_ids(store, normal_forwarded, 0, 10).await,
+        (2, vec!["r10".into(), "r4".into()])
+    );
+    let attack_forwarded = RequestFilter {
+        blocked: Some(false),
+        prediction: Some(Prediction::Attack),
+        ..RequestFilter::default()
+    };
+    assert_eq!(
+        page_ids(store, attack_forwarded, 0, 10).await,
+        (1, vec!["r8".into()])
+    );
+
+    let client_b = RequestFilter {
+        client: Some(IP_B.parse().expect("address")),
+        ..RequestFilter::default()
+    };
+    assert_eq!(
+        page_ids(store, client_b.clone(), 0, 10).await,
+        (3, vec!["r8".into(), "r3".into(), "r2".into()])
+    );
+    assert_eq!(
+        page_ids(store, RequestFilter { since, ..client_b }, 0, 10).await,
+        (2, vec!["r8".into(), "r3".into()])
+    );
+    let client_d = RequestFilter {
+        client: Some(IP_D.parse().expect("address")),
+        ..RequestFilter::default()
+    };
+    assert_eq!(
+        page_ids(store, client_d, 0, 10).await,
+        (1, vec!["r9".into()])
+    );
+
+    let prefix = |p: &str| RequestFilter {
+        path_prefix: Some(p.to_owned()),
+        ..RequestFilter::default()
+    };
+    assert_eq!(
+        page_ids(store, prefix("/a"), 0, 10).await,
+        (4, vec!["r8".into(), "r7".into(), "r6".into(), "r5".into()])
+    );
+    assert_eq!(page_ids(store, prefix("/api"), 0, 10).await.0, 3);
+    assert_eq!(page_ids(store, prefix("/"), 0, 10).await.0, 10);
+    assert_eq!(
+        page_ids(store, prefix("/%"), 0, 10).await.0,
+        0,
+        "no pattern"
+    );
+    assert_eq!(page_ids(store, prefix("/_dmin"), 0, 10).await.0, 0);
+    assert_eq!(page_ids(store, prefix("/api/"), 0, 10).await.0, 0);
+
+    let status = RequestFilter {
+        status: Some(403),
+        ..RequestFilter::default()
+    };
+    assert_eq!(
+        page_ids(store, status, 0, 2).await,
+        (5, vec!["r9".into(), "r7".into()])
+    );
+    let gateway = RequestFilter {
+        gateway: Some("gw-2".into()),
+        since: Some(hour0_plus(70, 0)),
+        ..RequestFilter::default()
+    };
+    assert_eq!(
+        page_ids(store, gateway, 0, 10).await,
+        (4, vec!["r10".into(), "r9".into(), "r8".into(), "r7".into()])
+    );
+    // Status and gateway totals from the window's middle of minute 10.
+    let status_window = RequestFilter {
+        status: Some(403),
+        ..window.clone()
+    };
+    assert_eq!(
+        page_ids(store, status_window, 3, 10).await,
+        (4, vec!["r3".into()])
+    );
+    let gateway_window = RequestFilter {
+        gateway: Some("gw-1".into()),
+        ..window.clone()
+    };
+    assert_eq!(
+        page_ids(store, gateway_window, 0, 10).await,
+        (3, vec!["r5".into(), "r4".into(), "r3".into()])
+    );
+    let forwarded_attack_gw2 = RequestFilter {
+        status: Some(200),
+        gateway: Some("gw-2".into()),
+        prediction: Some(Prediction::Attack),
+        blocked: Some(false),
+        ..window.clone()
+    };
+    assert_eq!(
+        page_ids(store, forwarded_attack_gw2, 0, 10).await,
+        (1, vec!["r8".into()])
+    );
+    let ok_gw1 = RequestFilter {
+        status: Some(200),
+        gateway: Some("gw-1".into()),
+        ..RequestFilter::default()
+    };
+    assert_eq!(
+        page_ids(store, ok_gw1, 0, 10).await,
+        (3, vec!["r5".into(), "r4".into(), "r1".into()])
+    );
+    let everything = RequestFilter {
+        since,
+        client: Some(IP_C.parse().expect("address")),
+        path_prefix: Some("/ap".into()),
+        prediction: Some(Prediction::Ddos),
+        blocked: Some(true),
+        status: Some(403),
+        gateway: Some("gw-2".into()),
+    };
+    assert_eq!(
+        page_ids(store, everything, 0, 10).await,
+        (2, vec!["r7".into(), "r6".into()])
+    );
+
+    // By id, oldest first.
+    let first = store.requests_after(0, 4).await.expect("after");
+    let ids: Vec<&str> = first.iter().map(|r| r.record.request_id.as_str()).collect();
+    assert_eq!(ids, ["r1", "r2", "r3", "r4"]);
+    assert_eq!(first[0].record, records[0]);
+    assert!(first.windows(2).all(|w| w[0].id < w[1].id));
+    let rest = store.requests_after(first[3].id, 100).await.expect("after");
+    let ids: Vec<&str> = rest.iter().map(|r| r.record.request_id.as_str()).collect();
+    assert_eq!(ids, ["r5", "r6", "r7", "r8", "r9", "r10"]);
+    assert!(
+        store
+            .requests_after(rest[5].id, 100)
+            .await
+            .expect("after")
+            .is_empty()
+    );
+}
+
+/// Events keep every field and come back by id; agents are replaced by
+/// their heartbeat; actions and uploads newest first; retention purges all
+/// three by time.
+pub async fn events_agents_actions_uploads(store: Arc<dyn Store>) {
+    let store = &*store;
+    assert!(store.insert_events(&[]).await.expect("none").is_empty());
+    let event = |minutes: i64, kind: &str, ip: Option<&str>| EventRecord {
+        time: t(minutes),
+        node: "agent-1".into(),
+        kind: kind.into(),
+        source_ip: ip.map(|ip| ip.parse().expect("address")),
+        label: (kind == "finding").then(|| "ssh-bruteforce".to_owned()),
+        payload: serde_json::json!({"kind": kind, "n": minutes, "nested": [1, 2.5, null]}),
+    };
+    // Newest first in the batch: ids still follow the batch's order.
+    let events = vec![
+        event(3, "finding", Some("192.0.2.7")),
+        event(2, "login_failure", Some("2001:db8::1")),
+        event(1, "event", None),
+    ];
+    let ids = store.insert_events(&events).await.expect("insert");
+    assert_eq!(ids.len(), 3);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    let all = store.events_after(0, 10).await.expect("after");
+    assert_eq!(
+        all,
+        ids.iter()
+            .copied()
+            .zip(events.iter().cloned())
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        store.events_after(ids[0], 1).await.expect("after"),
+        vec![(ids[1], events[1].clone())]
+    );
+    let more = store
+        .insert_events(&[event(4, "event", None)])
+        .await
+        .expect("insert");
+    assert!(more[0] > ids[2]);
+
+    let agent = |id: &str, seen: i64, processed: u64| AgentRecord {
+        id: id.into(),
+        kind: "gateway".into(),
+        address: "10.0.0.5:51234".into(),
+        version: "0.1.0".into(),
+        started_at: t(0),
+        last_seen: t(seen),
+        processed,
+        blocked: 7,
+    };
+    store
+        .upsert_agent(&agent("web-2", 1, 10))
+        .await
+        .expect("upsert");
+    store
+        .upsert_agent(&agent("web-1", 1, 5))
+        .await
+        .expect("upsert");
+    let mut newer = agent("web-2", 2, u64::MAX);
+    newer.version = "0.2.0".into();
+    newer.kind = "agent".into();
+    store.upsert_agent(&newer).await.expect("upsert");
+    assert_eq!(
+        store.list_agents().await.expect("list"),
+        vec![agent("web-1", 1, 5), newer]
+    );
+
+    let action = |minutes: i64, ok: bool| ActionRecord {
+        time: t(minutes),
+        node: "web-1".into(),
+        decision_id: ok.then_some(42),
+        action: "ban".into(),
+        target: "192.0.2.7/32".into(),
+        ok,
+        detail: if ok {
+            "nftables"
+        } else {
+            "nft: permission denied"
+        }
+        .into(),
+    };
+    let a0 = store.insert_action(&action(0, true)).await.expect("action");
+    let a2 = store
+        .insert_action(&action(2, false))
+        .await
+        .expect("action");
+    let a1 = store.insert_action(&action(1, true)).await.expect("action");
+    assert_eq!(
+        store.recent_actions(2).await.expect("recent"),
+        vec![(a2, action(2, false)), (a1, action(1, true))]
+    );
+    assert_eq!(store.recent_actions(10).await.expect("recent")[2].0, a0);
+
+    let upload = |minutes: i64, rejected: u64| UploadBatch {
+        time: t(minutes),
+        principal: "agent-web-1".into(),
+        kind: "logs".into(),
+        accepted: 100,
+        rejected,
+        errors: serde_json::json!([{"index": 3, "field": "time", "message": "not a time"}]),
+    };
+    let u0 = store.insert_upload(&upload(0, 1)).await.expect("upload");
+    let u1 = store.insert_upload(&upload(5, 0)).await.expect("upload");
+    assert_eq!(
+        store.recent_uploads(10).await.expect("recent"),
+        vec![(u1, upload(5, 0)), (u0, upload(0, 1))]
+    );
+
+    // Before t(2): events at t(1), actions at t(0) and t(1), the upload at t(0).
+    assert_eq!(store.purge_events(t(2)).await.expect("purge"), 4);
+    let left: Vec<i64> = store
+        .events_after(0, 10)
+        .await
+        .expect("after")
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(left, vec![ids[0], ids[1], more[0]]);
+    assert_eq!(
+        store.recent_actions(10).await.expect("recent"),
+        vec![(a2, action(2, false))]
+    );
+    assert_eq!(store.recent_uploads(10).await.expect("recent").len(), 1);
+    assert_eq!(store.purge_events(t(2)).await.expect("purge"), 0);
+}
+
+/// A network is whitelisted once (however it is written); entries are
+/// listed by id and deleted by id.
+pub async fn whitelist_add_list_delete(store: Arc<dyn Store>) {
+    let store = &*store;
+    let v4 = net("192.0.2.0/24");
+    let id = store
+        .add_whitelist(&v4, "office", "alice", t(0))
+        .await
+        .expect("add");
+    assert!(matches!(
+        store.add_whitelist(&v4, "again", "bob", t(1)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store
+            .add_whitelist(&net("192.0.2.9/24"), "same network", "bob", t(1))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    let v6 = store
+        .add_whitelist(&net("2001:db8::/32"), "lab", "bob", t(2))
+        .await
+        .expect("add");
+    let host = store
+        .add_whitelist(&net("192.0.2.7/32"), "inside the /24", "bob", t(3))
+        .await
+        .expect("a narrower network is another entry");
+    let list = store.list_whitelist().await.expect("list");
+    assert_eq!(
+        list,
+        vec![
+            WhitelistEntry {
+                id,
+                target: v4,
+                comment: "office".into(),
+                created_by: "alice".into(),
+                created_at: t(0),
+            },
+            WhitelistEntry {
+                id: v6,
+                target: net("2001:db8::/32"),
+                comment: "lab".into(),
+                created_by: "bob".into(),
+                created_at: t(2),
+            },
+            WhitelistEntry {
+                id: host,
+                target: net("192.0.2.7/32"),
+                comment: "inside the /24".into(),
+                created_by: "bob".into(),
+                created_at: t(3),
+            },
+        ]
+    );
+    assert!(store.delete_whitelist(id).await.expect("delete"));
+    assert!(!store.delete_whitelist(id).await.expect("delete twice"));
+    assert_eq!(store.list_whitelist().await.expect("list").len(), 2);
+    let again = store
+        .add_whitelist(&v4, "back", "alice", t(4))
+        .await
+        .expect("listed again once deleted");
+    assert!(again > host);
+}
+
+/// Findings come back by id, oldest id first, whatever their times.
+pub async fn findings_after_orders_by_id(store: Arc<dyn Store>) {
+    let store = &*store;
+    let mut ids = Vec::new();
+    for minute in [5, 3, 9, 1] {
+        ids.push(
+            store
+                .insert_finding(&finding("192.0.2.7/32", "x", t(minute)), "dry run")
+                .await
+                .expect("finding"),
+        );
+    }
+    let mut decision = ban("192.0.2.8/32", t(0));
+    decision.findings = vec![finding("192.0.2.8/32", "y", t(0))];
+    let decision_id = store.insert_decision(&decision).await.expect("decision");
+
+    let all = store.findings_after(0, 10).await.expect("after");
+    assert_eq!(all.len(), 5);
+    assert_eq!(&all.iter().map(|f| f.id).collect::<Vec<_>>()[..4], &ids[..]);
+    assert_eq!(all[0].finding.time, t(5));
+    assert_eq!(all[0].note.as_deref(), Some("dry run"));
+    assert_eq!(all[4].decision_id, Some(decision_id));
+    assert_eq!(all[4].finding, decision.findings[0]);
+    let page = store.findings_after(ids[1], 2).await.expect("after");
+    assert_eq!(
+        page.iter().map(|f| f.id).collect::<Vec<_>>(),
+        vec![ids[2], ids[3]]
+    );
+    assert!(
+        store
+            .findings_after(all[4].id, 10)
+            .await
+            .expect("after")
+            .is_empty()
+    );
+}
+
+/// Blocked networks sum their enforced bans (not dry runs, not other
+/// actions): first and latest ban, count, the mean score of the findings
+/// behind them, and whether one is in force; latest ban first.
+pub async fn blocked_ips_sums_bans(store: Arc<dyn Store>) {
+    let store = &*store;
+    let scored = |subject: &str, score: f64, at: DateTime<Utc>| {
+        let mut f = finding(subject, "ssh-bruteforce", at);
+        f.score = score;
+        f
+    };
+    // X: two bans (the second revoked), findings 0.5, 0.25 and 0.75.
+    let mut first = ban("192.0.2.7/32", t(0));
+    first.until = Some(t(60));
+    first.findings = vec![scored("192.0.2.7/32", 0.5, t(0))];
+    store.insert_decision(&first).await.expect("ban");
+    let mut second = ban("192.0.2.7/32", t(10));
+    second.findings = vec![
+        scored("192.0.2.7/32", 0.25, t(10)),
+        scored("192.0.2.7/32", 0.75, t(10)),
+    ];
+    let second_id = store.insert_decision(&second).await.expect("ban");
+    assert!(
+        store
+            .revoke_id(second_id, "op", t(20))
+            .await
+            .expect("revoke")
+    );
+    // Not counted: a dry run and a log decision on X.
+    let mut dry = ban("192.0.2.7/32", t(30));
+    dry.dry_run = true;
+    dry.findings = vec![scored("192.0.2.7/32", 0.0, t(30))];
+    store.insert_decision(&dry).await.expect("dry run");
+    let mut log = ban("192.0.2.7/32", t(31));
+    log.action = Action::Log;
+    store.insert_decision(&log).await.expect("log");
+    // Y: one ban, expired by t(55), no findings.
+    let mut y = ban("198.51.100.0/24", t(5));
+    y.until = Some(t(15));
+    store.insert_decision(&y).await.expect("ban");
+    // Z: one ban without end.
+    let mut z = ban("2001:db8::/64", t(50));
+    z.until = None;
+    store.insert_decision(&z).await.expect("ban");
+    // Only a dry run: not listed.
+    let mut only_dry = ban("203.0.113.1/32", t(52));
+    only_dry.dry_run = true;
+    store.insert_decision(&only_dry).await.expect("dry run");
+
+    let listed = store.blocked_ips(t(55), 10).await.expect("blocked");
+    assert_eq!(
+        listed,
+        vec![
+            BlockedIp {
+                target: net("2001:db8::/64"),
+                first_seen: t(50),
+                last_blocked: t(50),
+                count: 1,
+                avg_score: 0.0,
+                active: true,
+            },
+            BlockedIp {
+                target: net("192.0.2.7/32"),
+                first_seen: t(0),
+                last_blocked: t(10),
+                count: 2,
+                avg_score: 0.5,
+                active: true,
+            },
+            BlockedIp {
+                target: net("198.51.100.0/24"),
+                first_seen: t(5),
+                last_blocked: t(5),
+                count: 1,
+                avg_score: 0.0,
+                active: false,
+            },
+        ]
+    );
+    let later = store.blocked_ips(t(60), 2).await.expect("blocked");
+    assert_eq!(later.len(), 2);
+    assert!(later[0].active);
+    assert!(
+        !later[1].active,
+        "first ban expired at t(60), second revoked"
+    );
+    assert!(
+        store
+            .blocked_ips(t(60), 0)
+            .await
+            .expect("blocked")
+            .is_empty()
+    );
 }

@@ -66,6 +66,17 @@ async fn file_database_is_in_wal_mode_with_its_pragmas() {
         .await
         .expect("busy_timeout");
     assert_eq!(busy_timeout, 5000);
+    for (pragma, expected) in [
+        ("PRAGMA cache_size", -65536),
+        ("PRAGMA temp_store", 2),
+        ("PRAGMA wal_autocheckpoint", 16384),
+    ] {
+        let value: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(pragma))
+            .fetch_one(store.pool())
+            .await
+            .expect(pragma);
+        assert_eq!(value, expected, "{pragma}");
+    }
 }
 
 #[tokio::test]
