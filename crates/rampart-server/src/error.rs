@@ -187,34 +187,6 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimit(pub usize);
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn missing_and_wrong_fields_are_named() {
-        #[derive(Debug, serde::Deserialize)]
-        #[allow(dead_code)]
-        struct Login {
-            username: String,
-            password: String,
-        }
-        let field = |body: &str| match parse_json::<Vec<Login>>(body.as_bytes()) {
-            Err(ApiError::BadRequest { field, .. }) => field,
-            other => panic!("{other:?}"),
-        };
-        assert_eq!(
-            field(r#"[{"username": "a"}]"#).as_deref(),
-            Some("[0].password")
-        );
-        assert_eq!(
-            field(r#"[{"username": 1, "password": "x"}]"#).as_deref(),
-            Some("[0].username")
-        );
-        assert_eq!(field("not json"), None);
-    }
-}
-
 fn body_error(e: &BytesRejection, limit: usize) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::TooLarge(limit)
@@ -260,4 +232,32 @@ pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, (S
         let message = e.into_inner().to_string();
         (field_of(&path, &message).unwrap_or(path), message)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_and_wrong_fields_are_named() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Login {
+            username: String,
+            password: String,
+        }
+        let field = |body: &str| match parse_json::<Vec<Login>>(body.as_bytes()) {
+            Err(ApiError::BadRequest { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            field(r#"[{"username": "a"}]"#).as_deref(),
+            Some("[0].password")
+        );
+        assert_eq!(
+            field(r#"[{"username": 1, "password": "x"}]"#).as_deref(),
+            Some("[0].username")
+        );
+        assert_eq!(field("not json"), None);
+    }
 }
