@@ -168,7 +168,10 @@ impl IntoResponse for ApiError {
 /// and whose size over the limit answers 413.
 pub struct ApiJson<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+/// A raw body whose size over the limit answers 413.
+pub struct ApiBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for ApiBody {
     type Rejection = ApiError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
@@ -176,9 +179,18 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             .extensions()
             .get::<BodyLimit>()
             .map_or(usize::MAX, |l| l.0);
-        let bytes = Bytes::from_request(req, state)
+        Bytes::from_request(req, state)
             .await
-            .map_err(|e| body_error(&e, limit))?;
+            .map(ApiBody)
+            .map_err(|e| body_error(&e, limit))
+    }
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        let ApiBody(bytes) = ApiBody::from_request(req, state).await?;
         parse_json(&bytes).map(ApiJson)
     }
 }

@@ -55,6 +55,9 @@ const CACHE_SIZE: &str = "-65536";
 /// (1000) nearly every batch would checkpoint, writing the same index pages
 /// to the database again each time.
 const WAL_AUTOCHECKPOINT: &str = "16384";
+/// The WAL file is truncated back to this many bytes after a checkpoint
+/// that resets it (128 MiB).
+const JOURNAL_SIZE_LIMIT: &str = "134217728";
 
 /// Opens a write transaction that holds the database's write lock from the start.
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
@@ -96,6 +99,11 @@ const ACTIVE_BAN: &str =
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Request-log batches are written one at a time: SQLite serialises
+    /// writers anyway, and writers queued inside the database keep the WAL
+    /// from being reset by checkpoints, so it grows without bound under
+    /// concurrent uploads.
+    request_writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SqliteStore {
@@ -136,7 +144,8 @@ impl SqliteStore {
             let options = options
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
-                .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT);
+                .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT)
+                .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT);
             if let Some(parent) = options.get_filename().parent()
                 && !parent.as_os_str().is_empty()
             {
@@ -162,7 +171,10 @@ impl SqliteStore {
                 .await
                 .map_err(|e| open_error(sqlx::Error::from(e)))?;
         }
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            request_writer: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+        })
     }
 
     /// The connection pool, for maintenance (`VACUUM INTO` backups, checks)
@@ -418,6 +430,7 @@ impl Store for SqliteStore {
         if records.is_empty() {
             return Ok(());
         }
+        let _one_writer = self.request_writer.lock().await;
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
         {
             // Statements of a few fixed sizes only, so that the prepared
