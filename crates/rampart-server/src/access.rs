@@ -98,7 +98,7 @@ impl Principal {
 /// The CSRF value of a session token (derivable only from the secret).
 pub fn csrf_of(session_token: &str) -> String {
     let digest = Sha256::digest(format!("rampart-csrf:{session_token}").as_bytes());
-    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+    crate::auth::hex(&digest[..16])
 }
 
 fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -336,7 +336,11 @@ pub async fn login(
         .await?;
     let csrf = csrf_of(&token);
     let ttl = state.config.session_ttl.0.as_secs();
-    let secure = if state.tls { "; Secure" } else { "" };
+    let secure = if state.config.tls.is_some() {
+        "; Secure"
+    } else {
+        ""
+    };
     let session_cookie = format!(
         "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={ttl}{secure}"
     );

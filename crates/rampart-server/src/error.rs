@@ -237,8 +237,10 @@ fn field_of(path: &str, message: &str) -> Option<String> {
     }
 }
 
-/// Parses one JSON value into `T`, naming the field at fault.
-pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, (String, String)> {
+/// Parses one JSON value (owned or borrowed) into `T`, naming the field at fault.
+pub fn from_value<'de, T: serde::Deserialize<'de>>(
+    value: impl serde::Deserializer<'de, Error = serde_json::Error>,
+) -> Result<T, (String, String)> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let message = e.into_inner().to_string();

@@ -356,7 +356,7 @@ pub async fn post_events(
     let mut events = Vec::new();
     let mut accepted = 0u64;
     for (index, item) in items.into_iter().enumerate() {
-        let parsed = match from_value::<EventIn>(item.clone()) {
+        let parsed = match from_value::<EventIn>(&item) {
             Ok(p) => p,
             Err(e) => {
                 errors.push(reject(index, e));

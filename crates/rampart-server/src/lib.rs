@@ -94,7 +94,6 @@ impl Server {
             live: live::Hub::new(),
             login: Mutex::new(access::LoginLimiter::default()),
             detector: detector.map(tokio::sync::Mutex::new),
-            tls: tls.is_some(),
             node,
             started: Utc::now(),
             config,

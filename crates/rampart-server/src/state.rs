@@ -25,8 +25,6 @@ pub struct AppState {
     pub login: Mutex<LoginLimiter>,
     /// rampart's scenarios over the server's own events (failed logins).
     pub detector: Option<tokio::sync::Mutex<Detector>>,
-    /// Whether clients reach us over TLS (cookies get `Secure`).
-    pub tls: bool,
     /// This server's name, in the decisions it makes.
     pub node: String,
     /// When it started.

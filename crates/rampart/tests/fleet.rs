@@ -12,7 +12,7 @@
 //!   it when the server is back.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -72,7 +72,22 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// One HTTP/1.1 request (Connection: close) from `from`; status and body.
+#[allow(dead_code)]
+mod server_support;
+
+use server_support::{Auth, Client};
+
+/// Runs a future of the shared test client to completion.
+fn block<F: Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(future)
+}
+
+/// One request from the loopback address `from` (default 127.0.0.1);
+/// status and body, or `None` when nothing answered.
 fn http_from(
     from: Option<&str>,
     port: u16,
@@ -81,74 +96,15 @@ fn http_from(
     token: Option<&str>,
     body: Option<&Value>,
 ) -> Option<(u16, String)> {
-    let target = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut stream = match from {
-        None => TcpStream::connect_timeout(&target, Duration::from_secs(2)).ok()?,
-        Some(local) => connect_from(local, target)?,
-    };
-    stream
-        .set_read_timeout(Some(Duration::from_secs(15)))
-        .ok()?;
-    let payload = body.map(|b| b.to_string()).unwrap_or_default();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
-        payload.len()
-    );
-    if let Some(t) = token {
-        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    let auth = token.map_or(Auth::None, |t| Auth::Bearer(t.to_owned()));
+    let mut client = Client::at(SocketAddr::from(([127, 0, 0, 1], port)), auth);
+    if let Some(from) = from {
+        client = client.connecting_from(from.parse().ok()?);
     }
-    if body.is_some() {
-        head.push_str("Content-Type: application/json\r\n");
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).ok()?;
-    stream.write_all(payload.as_bytes()).ok()?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).ok()?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text.split(' ').nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
-    let body = if text
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(&body)
-    } else {
-        body
-    };
-    Some((status, body))
-}
-
-/// A TCP connection to `target` from the loopback address `local`.
-fn connect_from(local: &str, target: SocketAddr) -> Option<TcpStream> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .ok()?;
-    let stream = runtime.block_on(async {
-        let socket = tokio::net::TcpSocket::new_v4().ok()?;
-        socket.bind(format!("{local}:0").parse().ok()?).ok()?;
-        socket.connect(target).await.ok()
-    })?;
-    let std = stream.into_std().ok()?;
-    std.set_nonblocking(false).ok()?;
-    Some(std)
-}
-
-fn dechunk(body: &str) -> String {
-    let mut out = String::new();
-    let mut rest = body;
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if n == 0 || after.len() < n {
-            break;
-        }
-        out.push_str(&after[..n]);
-        rest = after[n..].trim_start_matches("\r\n");
-    }
-    out
+    let method = http::Method::from_bytes(method.as_bytes()).ok()?;
+    let body = body.map(|b| bytes::Bytes::from(b.to_string()));
+    let reply = block(client.try_send(method, path, body, &[])).ok()?;
+    Some((reply.status.as_u16(), reply.text()))
 }
 
 fn api(port: u16, method: &str, path: &str, token: &str, body: Option<&Value>) -> (u16, Value) {
@@ -384,73 +340,11 @@ fn a_ban_made_anywhere_is_enforced_by_every_agent_and_the_gateway() {
 
 #[test]
 fn two_servers_sharing_postgresql_serve_one_fleet() {
-    let Some(admin) = postgres_admin_url() else {
+    let Some(db) = block(server_support::postgres_db()) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let db = ScratchDb::create(&admin);
     fleet(dir.path(), &db.url, true);
-}
-
-/// The PostgreSQL admin URL (`.ci/postgres` prints one); `None` (skip)
-/// outside CI, a failure under CI.
-fn postgres_admin_url() -> Option<String> {
-    match std::env::var("RAMPART_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var_os("CI").is_some() => {
-            panic!("CI must provide RAMPART_TEST_POSTGRES_URL (run .ci/postgres)")
-        }
-        _ => {
-            eprintln!(
-                "skipped: RAMPART_TEST_POSTGRES_URL is not set (start one with .ci/postgres)"
-            );
-            None
-        }
-    }
-}
-
-/// A scratch database made with psql, dropped on drop.
-struct ScratchDb {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl ScratchDb {
-    fn create(admin: &str) -> Self {
-        let name = format!("rampart_fleet_{}", std::process::id());
-        let psql = |sql: &str| {
-            let out = Command::new("psql")
-                .args([admin, "-v", "ON_ERROR_STOP=1", "-qc", sql])
-                .output()
-                .expect("psql");
-            assert!(
-                out.status.success(),
-                "psql {sql}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-        psql(&format!("CREATE DATABASE {name}"));
-        let base = admin.rsplit_once('/').map_or(admin, |(b, _)| b);
-        Self {
-            admin: admin.to_owned(),
-            url: format!("{base}/{name}"),
-            name,
-        }
-    }
-}
-
-impl Drop for ScratchDb {
-    fn drop(&mut self) {
-        let _ = Command::new("psql")
-            .args([
-                &self.admin,
-                "-qc",
-                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-            ])
-            .output();
-    }
 }
 
 /// The whole fleet scenario on a server store at `server_db`; with

@@ -293,10 +293,8 @@ impl Server {
     /// A client with these credentials, from 127.0.0.1.
     pub fn client(&self, auth: Auth) -> Client {
         Client {
-            addr: self.addr,
             tls: self.tls.clone(),
-            auth,
-            from: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            ..Client::at(self.addr, auth)
         }
     }
 
@@ -438,6 +436,17 @@ impl Reply {
 }
 
 impl Client {
+    /// A plain-HTTP client for a server at `addr` (started by the test
+    /// itself), from 127.0.0.1.
+    pub fn at(addr: SocketAddr, auth: Auth) -> Client {
+        Client {
+            addr,
+            tls: None,
+            auth,
+            from: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        }
+    }
+
     /// The same client with other credentials.
     pub fn with(&self, auth: Auth) -> Client {
         Client {
