@@ -10,6 +10,7 @@ pub mod decision;
 pub mod duration;
 pub mod event;
 pub mod finding;
+pub mod request;
 pub mod rule_error;
 pub mod whitelist;
 
@@ -19,5 +20,6 @@ pub use decision::{Action, Decision, Origin};
 pub use duration::HumanDuration;
 pub use event::{Event, EventKind, Fields};
 pub use finding::{Evidence, Finding, Level};
+pub use request::{Prediction, RequestRecord};
 pub use rule_error::{RuleError, RuleErrors, line_of, toml_error};
 pub use whitelist::Whitelist;

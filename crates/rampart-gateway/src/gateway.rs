@@ -27,11 +27,11 @@ use tokio::task::JoinSet;
 
 use crate::backend::{CheckResult, Pool};
 use crate::bans::{BanEntry, BanKind, BanTable};
-use crate::forwarded::TrustedProxies;
 use crate::inspect::{Inspector, Judgement, RequestFacts};
 use crate::metrics::{BackendLabel, Metrics, ReasonLabel};
 use crate::proxy::{Body, RequestCtx};
 use crate::request_log::RequestLog;
+use rampart_http::forwarded::TrustedProxies;
 
 /// Labels of the findings the gateway makes; each bans for `ban_for`.
 pub const LABELS: [&str; 7] = [
@@ -64,7 +64,7 @@ pub enum GatewayError {
     Config(String),
     /// TLS could not be set up.
     #[error(transparent)]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(#[from] rampart_http::tls::TlsError),
     /// The store could not be read at start.
     #[error(transparent)]
     Store(#[from] rampart_store::StoreError),
@@ -375,9 +375,9 @@ impl Gateway {
             .map(|p| rampart_core::parse_net(p).map_err(|e| GatewayError::Config(e.to_string())))
             .collect::<Result<Vec<_>, _>>()?;
         let tls = match &config.tls {
-            Some(tls) => Some(tokio_rustls::TlsAcceptor::from(crate::tls::server_config(
-                &tls.cert, &tls.key,
-            )?)),
+            Some(tls) => Some(tokio_rustls::TlsAcceptor::from(
+                rampart_http::tls::server_config(&tls.cert, &tls.key)?,
+            )),
             None => None,
         };
 

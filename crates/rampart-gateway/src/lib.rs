@@ -10,14 +10,11 @@
 pub mod admin;
 pub mod backend;
 pub mod bans;
-pub mod forwarded;
-pub mod framing;
 mod gateway;
 pub mod inspect;
 pub mod metrics;
 pub mod proxy;
 pub mod request_log;
 pub mod server;
-pub mod tls;
 
 pub use gateway::{Gateway, GatewayContext, GatewayError, LABELS, Shared};

@@ -35,7 +35,7 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper_util::rt::TokioIo;
 use rampart_config::GatewayMode;
-use rampart_store::{Prediction, RequestRecord};
+use rampart_core::{Prediction, RequestRecord};
 
 use crate::backend::Transition;
 use crate::bans::BanKind;

@@ -11,7 +11,8 @@
 
 use std::sync::Arc;
 
-use rampart_store::{RequestRecord, Store};
+use rampart_core::RequestRecord;
+use rampart_store::Store;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -92,7 +93,7 @@ mod tests {
     use std::net::IpAddr;
 
     use chrono::Utc;
-    use rampart_store::Prediction;
+    use rampart_core::Prediction;
     use rampart_store::sqlite::SqliteStore;
 
     use super::*;

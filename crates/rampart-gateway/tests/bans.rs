@@ -9,8 +9,9 @@ use std::sync::atomic::Ordering;
 
 use chrono::{Duration, Utc};
 use http::StatusCode;
+use rampart_core::Prediction;
 use rampart_core::{Action, Decision, Origin};
-use rampart_store::{DecisionQuery, Prediction};
+use rampart_store::DecisionQuery;
 use support::*;
 
 fn ip(text: &str) -> IpAddr {
@@ -270,7 +271,7 @@ async fn request_log_older_than_keep_is_deleted() {
             .await
             .expect("store"),
     );
-    let old = |days: i64| rampart_store::RequestRecord {
+    let old = |days: i64| rampart_core::RequestRecord {
         time: Utc::now() - Duration::days(days),
         gateway: "gw-old".into(),
         request_id: format!("old-{days}"),

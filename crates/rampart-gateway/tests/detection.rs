@@ -10,7 +10,8 @@ use std::sync::atomic::Ordering;
 
 use http::StatusCode;
 use rampart_config::{GatewayMode, PolicyConfig};
-use rampart_store::{DecisionQuery, Prediction, Store};
+use rampart_core::Prediction;
+use rampart_store::{DecisionQuery, Store};
 use support::*;
 
 fn ip(text: &str) -> IpAddr {

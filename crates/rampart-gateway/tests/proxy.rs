@@ -59,7 +59,7 @@ async fn forwards_with_forwarding_headers_and_without_hop_by_hop_ones() {
 }
 
 /// Runs one request through a fresh gateway and returns the request log.
-async fn gw_log(b: &Backend, n: usize) -> Vec<rampart_store::RequestRecord> {
+async fn gw_log(b: &Backend, n: usize) -> Vec<rampart_core::RequestRecord> {
     let gw = gateway(config(&[b])).await;
     let c = client();
     for _ in 0..n {

@@ -33,7 +33,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use ipnet::IpNet;
 use rampart_config::FleetConfig;
-use rampart_core::{Action, Decision, Finding};
+use rampart_core::{Action, Decision, Finding, RequestRecord};
 use rampart_store::*;
 use serde_json::{Value, json};
 

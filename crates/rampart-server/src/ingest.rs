@@ -12,11 +12,9 @@ use std::sync::Arc;
 use axum::extract::{ConnectInfo, State};
 use axum::{Extension, Json};
 use chrono::{DateTime, NaiveDateTime, Utc};
-use rampart_core::{Action, Decision, Event, EventKind, Finding};
+use rampart_core::{Action, Decision, Event, EventKind, Finding, Prediction, RequestRecord};
 use rampart_detect::Outcome;
-use rampart_store::{
-    ActionRecord, AgentRecord, EventRecord, Prediction, RequestRecord, Role, UploadBatch,
-};
+use rampart_store::{ActionRecord, AgentRecord, EventRecord, Role, UploadBatch};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 

@@ -19,7 +19,6 @@ pub mod metrics;
 pub mod openapi;
 pub mod query;
 pub mod state;
-mod tls;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -63,7 +62,7 @@ pub enum ServerError {
     },
     /// TLS could not be set up.
     #[error("tls: {0}")]
-    Tls(#[from] rampart_gateway::tls::TlsError),
+    Tls(#[from] rampart_http::tls::TlsError),
 }
 
 impl Server {
@@ -78,7 +77,7 @@ impl Server {
     ) -> Result<Self, ServerError> {
         let tls = match &config.tls {
             Some(t) => Some(tokio_rustls::TlsAcceptor::from(
-                rampart_gateway::tls::server_config(&t.cert, &t.key)?,
+                rampart_http::tls::server_config(&t.cert, &t.key)?,
             )),
             None => None,
         };
@@ -143,7 +142,8 @@ impl Server {
                 // applies to this listener too (it is implemented for any
                 // tapped listener whose address is a SocketAddr).
                 use axum::serve::ListenerExt;
-                let listener = tls::TlsListener::new(self.listener, acceptor).tap_io(|_| ());
+                let listener =
+                    rampart_http::tls::TlsListener::new(self.listener, acceptor).tap_io(|_| ());
                 axum::serve(listener, app)
                     .with_graceful_shutdown(shutdown)
                     .await

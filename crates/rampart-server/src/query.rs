@@ -7,7 +7,8 @@ use std::sync::Arc;
 use axum::extract::{Query, State};
 use axum::{Extension, Json};
 use chrono::{DateTime, Duration, Utc};
-use rampart_store::{AgentRecord, Prediction, RequestFilter, Role, StoredFinding, StoredRequest};
+use rampart_core::Prediction;
+use rampart_store::{AgentRecord, RequestFilter, Role, StoredFinding, StoredRequest};
 use serde::Serialize;
 
 use crate::access::Principal;
