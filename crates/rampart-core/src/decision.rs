@@ -69,6 +69,19 @@ impl Origin {
     }
 }
 
+impl Origin {
+    /// The origin of kind `kind` (`scenario`, `operator`, `model`) named `name`.
+    pub fn from_parts(kind: &str, name: &str) -> Option<Self> {
+        let name = name.to_owned();
+        match kind {
+            "scenario" => Some(Origin::Scenario(name)),
+            "operator" => Some(Origin::Operator(name)),
+            "model" => Some(Origin::Model(name)),
+            _ => None,
+        }
+    }
+}
+
 impl std::fmt::Display for Origin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}:{}", self.kind(), self.name())
@@ -115,5 +128,36 @@ impl Decision {
     /// Whether a ban is in force at `now`.
     pub fn is_active(&self, now: DateTime<Utc>) -> bool {
         self.action == Action::Ban && self.until.is_none_or(|u| u > now)
+    }
+}
+
+/// What happened to a decision, in the store's change log and the
+/// server's decision stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// A new decision (in a stream read from the start: one in force).
+    Added,
+    /// A decision lifted before its end.
+    Revoked,
+}
+
+impl ChangeKind {
+    /// The snake_case name (`added`, `revoked`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Added => "added",
+            ChangeKind::Revoked => "revoked",
+        }
+    }
+
+    /// The kind with this snake_case name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "added" => Some(ChangeKind::Added),
+            "revoked" => Some(ChangeKind::Revoked),
+            _ => None,
+        }
     }
 }

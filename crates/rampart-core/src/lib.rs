@@ -16,7 +16,7 @@ pub mod whitelist;
 
 pub use addr::{Subject, key_prefix, parse_net};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use decision::{Action, Decision, Origin};
+pub use decision::{Action, ChangeKind, Decision, Origin};
 pub use duration::HumanDuration;
 pub use event::{Event, EventKind, Fields};
 pub use finding::{Evidence, Finding, Level};

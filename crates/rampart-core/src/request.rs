@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// What a gateway made of a request, in the request log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub enum Prediction {
     /// Forwarded; nothing wrong seen.
     #[serde(rename = "NORMAL")]

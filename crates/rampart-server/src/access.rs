@@ -28,14 +28,14 @@ use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use rampart_store::{Role, Token};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::auth::{new_token, token_hash, verify_password};
 use crate::error::{ApiError, ApiJson};
 use crate::state::AppState;
+use rampart_api::{LoginRequest, LoginResponse, Me};
 
 /// The session cookie.
 pub const SESSION_COOKIE: &str = "rampart_session";
@@ -245,45 +245,10 @@ impl LoginLimiter {
     }
 }
 
-/// `POST /api/v1/auth/login` body.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct LoginRequest {
-    /// User name.
-    pub username: String,
-    /// Password.
-    pub password: String,
-}
-
-/// A successful login.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct LoginResponse {
-    /// Send as `Authorization: Bearer TOKEN` (programs), or rely on the cookie (browsers).
-    pub token: String,
-    /// Send as `X-CSRF-Token` with state-changing requests that use the cookie.
-    pub csrf_token: String,
-    /// Who logged in.
-    pub username: String,
-    /// Their role.
-    pub role: String,
-    /// When the session ends.
-    pub expires_at: DateTime<Utc>,
-}
-
-/// Who the caller is.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Me {
-    /// User or token name.
-    pub name: String,
-    /// Role.
-    pub role: String,
-    /// `bearer`, `cookie` or `public`.
-    pub via: &'static str,
-}
-
 /// Log in with a user name and password.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
-    responses((status = 200, body = LoginResponse), (status = 401, body = crate::error::ErrorBody),
-              (status = 429, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = LoginResponse), (status = 401, body = rampart_api::ErrorBody),
+              (status = 429, body = rampart_api::ErrorBody)))]
 pub async fn login(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -370,7 +335,7 @@ static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 
 /// Log out: revokes the session (cookie or bearer) and clears the cookies.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
-    responses((status = 204), (status = 401, body = crate::error::ErrorBody)))]
+    responses((status = 204), (status = 401, body = rampart_api::ErrorBody)))]
 pub async fn logout(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -403,7 +368,8 @@ pub async fn me(Extension(principal): Extension<Principal>) -> Json<Me> {
             Via::Bearer => "bearer",
             Via::Cookie => "cookie",
             Via::Public => "public",
-        },
+        }
+        .to_owned(),
     })
 }
 

@@ -5,53 +5,14 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use rampart_store::Role;
-use serde::{Deserialize, Serialize};
 
 use crate::access::{Principal, SESSION_PREFIX};
 use crate::auth::{hash_password, new_token};
 use crate::error::{ApiError, ApiJson};
 use crate::state::AppState;
-
-/// A user (never the password hash).
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct UserOut {
-    /// Login name.
-    pub username: String,
-    /// viewer, operator or admin.
-    pub role: String,
-    /// When created.
-    #[schema(value_type = String)]
-    pub created_at: DateTime<Utc>,
-    /// When last changed.
-    #[schema(value_type = String)]
-    pub updated_at: DateTime<Utc>,
-}
-
-/// `POST /api/v1/users` body.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewUser {
-    /// Login name.
-    pub username: String,
-    /// viewer, operator or admin.
-    pub role: String,
-    /// At least 8 characters.
-    pub password: String,
-}
-
-/// `PATCH /api/v1/users/{name}` body.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UserChange {
-    /// New role.
-    #[serde(default)]
-    pub role: Option<String>,
-    /// New password.
-    #[serde(default)]
-    pub password: Option<String>,
-}
+use rampart_api::{CreatedToken, NewToken, NewUser, TokenOut, UserChange, UserOut};
 
 fn person_role(field: &str, name: &str) -> Result<Role, ApiError> {
     match Role::from_name(name) {
@@ -89,7 +50,7 @@ pub async fn users(
 
 /// Add a user.
 #[utoipa::path(post, path = "/api/v1/users", tag = "admin", request_body = NewUser,
-    responses((status = 201), (status = 400, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+    responses((status = 201), (status = 400, body = rampart_api::ErrorBody), (status = 409, body = rampart_api::ErrorBody)))]
 pub async fn add_user(
     State(state): State<Arc<AppState>>,
     Extension(principal): Extension<Principal>,
@@ -111,7 +72,7 @@ pub async fn add_user(
 
 /// Change a user's role or password.
 #[utoipa::path(patch, path = "/api/v1/users/{name}", tag = "admin", request_body = UserChange, params(("name" = String, Path)),
-    responses((status = 204), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 204), (status = 404, body = rampart_api::ErrorBody)))]
 pub async fn change_user(
     State(state): State<Arc<AppState>>,
     Extension(principal): Extension<Principal>,
@@ -142,45 +103,6 @@ pub async fn change_user(
     }
 }
 
-/// A token (never its secret).
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct TokenOut {
-    /// Name.
-    pub name: String,
-    /// agent, viewer, operator or admin.
-    pub role: String,
-    /// Who made it.
-    pub created_by: String,
-    /// When.
-    #[schema(value_type = String)]
-    pub created_at: DateTime<Utc>,
-    /// When revoked.
-    #[schema(value_type = Option<String>)]
-    pub revoked_at: Option<DateTime<Utc>>,
-}
-
-/// `POST /api/v1/tokens` body.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewToken {
-    /// Name (`agent-web-1`).
-    pub name: String,
-    /// agent (default), viewer, operator or admin.
-    #[serde(default)]
-    pub role: Option<String>,
-}
-
-/// A new token: the secret is shown this once.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct CreatedToken {
-    /// Name.
-    pub name: String,
-    /// Role.
-    pub role: String,
-    /// The secret, for `Authorization: Bearer`.
-    pub token: String,
-}
-
 /// Machine tokens (login sessions are not listed).
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "admin", responses((status = 200, body = Vec<TokenOut>)))]
 pub async fn tokens(
@@ -205,7 +127,7 @@ pub async fn tokens(
 
 /// Make a token.
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "admin", request_body = NewToken,
-    responses((status = 201, body = CreatedToken), (status = 409, body = crate::error::ErrorBody)))]
+    responses((status = 201, body = CreatedToken), (status = 409, body = rampart_api::ErrorBody)))]
 pub async fn create_token(
     State(state): State<Arc<AppState>>,
     Extension(principal): Extension<Principal>,
@@ -242,7 +164,7 @@ pub async fn create_token(
 
 /// Revoke a token.
 #[utoipa::path(delete, path = "/api/v1/tokens/{name}", tag = "admin", params(("name" = String, Path)),
-    responses((status = 204), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 204), (status = 404, body = rampart_api::ErrorBody)))]
 pub async fn revoke_token(
     State(state): State<Arc<AppState>>,
     Extension(principal): Extension<Principal>,

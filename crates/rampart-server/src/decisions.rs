@@ -11,9 +11,13 @@ use axum::{Extension, Json};
 use chrono::{DateTime, Duration, Utc};
 use ipnet::IpNet;
 use rampart_core::addr::display_net;
-use rampart_core::{Action, Decision, Finding, Origin};
+use rampart_core::{Action, Decision, Origin};
 use rampart_store::{ChangeKind, DecisionQuery, Role, StoredDecision};
-use serde::{Deserialize, Serialize};
+
+use rampart_api::{
+    BanRequest, BlockedIpOut, DecisionOut, StreamChange, StreamOut, Unbanned, WhitelistIn,
+    WhitelistOut,
+};
 
 use crate::access::Principal;
 use crate::error::{ApiError, ApiJson};
@@ -21,87 +25,15 @@ use crate::metrics::ActionLabel;
 use crate::query::Params;
 use crate::state::AppState;
 
-/// A decision as the API shows it (and as the fleet reads it back).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct DecisionOut {
-    /// Row id.
-    pub id: i64,
-    /// The banned address or prefix (`192.0.2.7`, `2001:db8::/64`).
-    pub ip: String,
-    /// ban, unban or log.
-    pub action: String,
-    /// When decided.
-    #[schema(value_type = String)]
-    pub at: DateTime<Utc>,
-    /// When it ends (null: never).
-    #[schema(value_type = Option<String>)]
-    pub until: Option<DateTime<Utc>>,
-    /// Why.
-    pub reason: String,
-    /// scenario, operator or model.
-    pub origin_kind: String,
-    /// Scenario, operator or model name.
-    pub origin_name: String,
-    /// Recorded but not enforced.
-    pub dry_run: bool,
-    /// Repeat-offender step.
-    pub escalation: u32,
-    /// In force now.
-    pub active: bool,
-    /// When lifted early.
-    #[schema(value_type = Option<String>)]
-    pub revoked_at: Option<DateTime<Utc>>,
-    /// Who lifted it.
-    pub revoked_by: Option<String>,
-    /// The findings behind it.
-    #[schema(value_type = Vec<Object>)]
-    pub findings: Vec<Finding>,
-}
-
-impl DecisionOut {
-    /// The API form of a stored decision.
-    pub fn of(s: &StoredDecision, now: DateTime<Utc>) -> Self {
-        let d = &s.decision;
-        Self {
-            id: s.id,
-            ip: display_net(&d.target),
-            action: d.action.as_str().to_owned(),
-            at: d.at,
-            until: d.until,
-            reason: d.reason.clone(),
-            origin_kind: d.origin.kind().to_owned(),
-            origin_name: d.origin.name().to_owned(),
-            dry_run: d.dry_run,
-            escalation: d.escalation,
-            active: s.is_active(now),
-            revoked_at: s.revoked_at,
-            revoked_by: s.revoked_by.clone(),
-            findings: d.findings.clone(),
-        }
-    }
-
-    /// The decision back (for fleet followers).
-    pub fn decision(&self) -> Option<Decision> {
-        let target = parse_net(&self.ip).ok()?;
-        let origin = match self.origin_kind.as_str() {
-            "scenario" => Origin::Scenario(self.origin_name.clone()),
-            "operator" => Origin::Operator(self.origin_name.clone()),
-            "model" => Origin::Model(self.origin_name.clone()),
-            _ => return None,
-        };
-        Some(Decision {
-            id: Some(self.id),
-            action: Action::from_name(&self.action)?,
-            target,
-            at: self.at,
-            until: self.until,
-            reason: self.reason.clone(),
-            origin,
-            dry_run: self.dry_run,
-            escalation: self.escalation,
-            findings: self.findings.clone(),
-        })
-    }
+/// The API form of a stored decision, `active` as of `now`.
+pub fn decision_out(s: &StoredDecision, now: DateTime<Utc>) -> DecisionOut {
+    DecisionOut::new(
+        s.id,
+        &s.decision,
+        s.is_active(now),
+        s.revoked_at,
+        s.revoked_by.clone(),
+    )
 }
 
 /// An address or CIDR.
@@ -136,7 +68,7 @@ pub async fn already_known(state: &AppState, decision: &Decision) -> Result<bool
     params(("active" = Option<bool>, Query, description = "only bans in force"),
            ("ip" = Option<String>, Query, description = "address or CIDR: decisions on it or inside it"),
            ("scenario" = Option<String>, Query), ("limit" = Option<u32>, Query, description = "1..10000, default 100")),
-    responses((status = 200, body = Vec<DecisionOut>), (status = 400, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = Vec<DecisionOut>), (status = 400, body = rampart_api::ErrorBody)))]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     Extension(principal): Extension<Principal>,
@@ -153,31 +85,14 @@ pub async fn list(
         limit: Some(p.int("limit", 1, 10_000)?.unwrap_or(100) as u32),
     };
     let rows = state.store.query_decisions(&query).await?;
-    Ok(Json(rows.iter().map(|s| DecisionOut::of(s, now)).collect()))
-}
-
-/// `POST /api/v1/decisions` body: a ban.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct BanRequest {
-    /// Address or CIDR.
-    pub ip: String,
-    /// How long, in minutes (1..525600). Default 240.
-    #[serde(default)]
-    pub duration_minutes: Option<i64>,
-    /// Why. Default "manual ban".
-    #[serde(default)]
-    pub reason: Option<String>,
-    /// Ban even a whitelisted address.
-    #[serde(default)]
-    pub force: bool,
+    Ok(Json(rows.iter().map(|s| decision_out(s, now)).collect()))
 }
 
 /// Ban an address or prefix (operator); prefixes wider than /8 (IPv4) or
 /// /16 (IPv6) are refused.
 #[utoipa::path(post, path = "/api/v1/decisions", tag = "decisions", request_body = BanRequest,
-    responses((status = 201, body = DecisionOut), (status = 400, body = crate::error::ErrorBody),
-              (status = 403, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+    responses((status = 201, body = DecisionOut), (status = 400, body = rampart_api::ErrorBody),
+              (status = 403, body = rampart_api::ErrorBody), (status = 409, body = rampart_api::ErrorBody)))]
 pub async fn ban(
     State(state): State<Arc<AppState>>,
     Extension(principal): Extension<Principal>,
@@ -244,20 +159,13 @@ pub async fn ban(
         .get_decision(id)
         .await?
         .ok_or_else(|| ApiError::Internal("decision vanished".into()))?;
-    Ok((StatusCode::CREATED, Json(DecisionOut::of(&stored, now))))
-}
-
-/// What an unban lifted.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Unbanned {
-    /// Ids of the decisions lifted.
-    pub revoked: Vec<i64>,
+    Ok((StatusCode::CREATED, Json(decision_out(&stored, now))))
 }
 
 /// Unban one decision by id (operator).
 #[utoipa::path(delete, path = "/api/v1/decisions/{id}", tag = "decisions",
     params(("id" = i64, Path)),
-    responses((status = 200, body = Unbanned), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = Unbanned), (status = 403, body = rampart_api::ErrorBody), (status = 404, body = rampart_api::ErrorBody)))]
 pub async fn unban_id(
     State(state): State<Arc<AppState>>,
     Extension(principal): Extension<Principal>,
@@ -290,7 +198,7 @@ fn path_id(text: &str, what: &str) -> Result<i64, ApiError> {
 /// Unban every decision on an address or inside a prefix (operator).
 #[utoipa::path(delete, path = "/api/v1/decisions", tag = "decisions",
     params(("ip" = String, Query, description = "address or CIDR")),
-    responses((status = 200, body = Unbanned), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = Unbanned), (status = 403, body = rampart_api::ErrorBody), (status = 404, body = rampart_api::ErrorBody)))]
 pub async fn unban_ip(
     State(state): State<Arc<AppState>>,
     Extension(principal): Extension<Principal>,
@@ -321,27 +229,6 @@ pub async fn unban_ip(
     Ok(Json(Unbanned { revoked }))
 }
 
-/// One change of the decision stream.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct StreamChange {
-    /// Its position; pass the last one seen as `since`.
-    pub seq: i64,
-    /// `added` or `revoked`.
-    pub kind: String,
-    /// The decision after the change.
-    pub decision: DecisionOut,
-}
-
-/// A slice of the decision stream.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct StreamOut {
-    /// Pass as `since` next time.
-    pub cursor: i64,
-    /// Changes after `since`, oldest first. Without `since`: every ban in
-    /// force, as `added`.
-    pub changes: Vec<StreamChange>,
-}
-
 /// The decision stream: changes after a cursor (fleet members follow it).
 ///
 /// Without `since`, answers every ban in force and the current cursor (a
@@ -351,7 +238,7 @@ pub struct StreamOut {
 #[utoipa::path(get, path = "/api/v1/decisions/stream", tag = "decisions",
     params(("since" = Option<i64>, Query), ("wait" = Option<u32>, Query, description = "seconds to wait for a change, 0..30"),
            ("limit" = Option<u32>, Query, description = "1..5000, default 1000")),
-    responses((status = 200, body = StreamOut), (status = 400, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = StreamOut), (status = 400, body = rampart_api::ErrorBody)))]
 pub async fn stream(
     State(state): State<Arc<AppState>>,
     Extension(principal): Extension<Principal>,
@@ -379,8 +266,8 @@ pub async fn stream(
             .iter()
             .map(|s| StreamChange {
                 seq: cursor,
-                kind: "added".to_owned(),
-                decision: DecisionOut::of(s, now),
+                kind: ChangeKind::Added,
+                decision: decision_out(s, now),
             })
             .collect();
         return Ok(Json(StreamOut { cursor, changes }));
@@ -397,45 +284,14 @@ pub async fn stream(
                 .iter()
                 .map(|c| StreamChange {
                     seq: c.seq,
-                    kind: match c.kind {
-                        ChangeKind::Added => "added",
-                        ChangeKind::Revoked => "revoked",
-                    }
-                    .to_owned(),
-                    decision: DecisionOut::of(&c.decision, now),
+                    kind: c.kind,
+                    decision: decision_out(&c.decision, now),
                 })
                 .collect();
             return Ok(Json(StreamOut { cursor, changes }));
         }
         let _ = tokio::time::timeout_at(deadline, woken).await;
     }
-}
-
-/// A whitelist entry.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct WhitelistOut {
-    /// Row id.
-    pub id: i64,
-    /// Address or CIDR.
-    pub ip: String,
-    /// Why.
-    pub comment: String,
-    /// Who added it.
-    pub created_by: String,
-    /// When.
-    #[schema(value_type = String)]
-    pub created_at: DateTime<Utc>,
-}
-
-/// `POST`/`PUT /api/v1/whitelist` body.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct WhitelistIn {
-    /// Address or CIDR never to ban.
-    pub ip: String,
-    /// Why.
-    #[serde(default)]
-    pub comment: String,
 }
 
 fn whitelist_out(w: rampart_store::WhitelistEntry) -> WhitelistOut {
@@ -461,7 +317,7 @@ pub async fn whitelist(
 
 /// Add a whitelist entry (operator).
 #[utoipa::path(post, path = "/api/v1/whitelist", tag = "decisions", request_body = WhitelistIn,
-    responses((status = 201, body = WhitelistOut), (status = 409, body = crate::error::ErrorBody)))]
+    responses((status = 201, body = WhitelistOut), (status = 409, body = rampart_api::ErrorBody)))]
 pub async fn whitelist_add(
     State(state): State<Arc<AppState>>,
     Extension(principal): Extension<Principal>,
@@ -494,8 +350,8 @@ async fn add_entry(
 
 /// Replace a whitelist entry (operator).
 #[utoipa::path(put, path = "/api/v1/whitelist/{id}", tag = "decisions", request_body = WhitelistIn, params(("id" = i64, Path)),
-    responses((status = 200, body = WhitelistOut), (status = 404, body = crate::error::ErrorBody),
-              (status = 409, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = WhitelistOut), (status = 404, body = rampart_api::ErrorBody),
+              (status = 409, body = rampart_api::ErrorBody)))]
 pub async fn whitelist_put(
     State(state): State<Arc<AppState>>,
     Extension(principal): Extension<Principal>,
@@ -526,7 +382,7 @@ pub async fn whitelist_put(
 
 /// Delete a whitelist entry (operator).
 #[utoipa::path(delete, path = "/api/v1/whitelist/{id}", tag = "decisions", params(("id" = i64, Path)),
-    responses((status = 204), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 204), (status = 404, body = rampart_api::ErrorBody)))]
 pub async fn whitelist_delete(
     State(state): State<Arc<AppState>>,
     Extension(principal): Extension<Principal>,
@@ -539,25 +395,6 @@ pub async fn whitelist_delete(
     } else {
         Err(ApiError::NotFound(format!("no whitelist entry {id}")))
     }
-}
-
-/// A banned address, over all its bans.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct BlockedIpOut {
-    /// Address or prefix.
-    pub ip: String,
-    /// First ban.
-    #[schema(value_type = String)]
-    pub first_seen: DateTime<Utc>,
-    /// Latest ban.
-    #[schema(value_type = String)]
-    pub last_blocked: DateTime<Utc>,
-    /// Bans.
-    pub block_count: u64,
-    /// Mean score of the findings behind them.
-    pub avg_confidence: f64,
-    /// active or expired.
-    pub status: &'static str,
 }
 
 /// Banned addresses, latest first.
@@ -580,7 +417,7 @@ pub async fn blocked_ips(
                 last_blocked: b.last_blocked,
                 block_count: b.count,
                 avg_confidence: b.avg_score,
-                status: if b.active { "active" } else { "expired" },
+                status: if b.active { "active" } else { "expired" }.to_owned(),
             })
             .collect(),
     ))

@@ -10,7 +10,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use serde::Serialize;
+use rampart_api::{ErrorBody, ErrorDetail};
 use serde::de::DeserializeOwned;
 
 /// What went wrong with a request.
@@ -44,7 +44,7 @@ pub enum ApiError {
     },
     /// Every record of a batch was invalid (the batch's report).
     #[error("no record of the batch is valid")]
-    NothingValid(Box<crate::ingest::BatchResult>),
+    NothingValid(Box<rampart_api::BatchResult>),
     /// The request conflicts with what is stored.
     #[error("{0}")]
     Conflict(String),
@@ -99,27 +99,6 @@ impl From<rampart_store::StoreError> for ApiError {
     }
 }
 
-/// The error body, as documented in the OpenAPI document.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    /// The error.
-    pub error: ErrorDetail,
-}
-
-/// One error.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorDetail {
-    /// Stable code: unauthorized, bad_credentials, forbidden, csrf,
-    /// not_found, method_not_allowed, bad_request, invalid_records, conflict,
-    /// payload_too_large, rate_limited, store_error, internal.
-    pub code: &'static str,
-    /// For people.
-    pub message: String,
-    /// The input field at fault, when one is.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (code, status) = self.code();
@@ -132,7 +111,7 @@ impl IntoResponse for ApiError {
         };
         let body = ErrorBody {
             error: ErrorDetail {
-                code,
+                code: code.to_owned(),
                 message: self.to_string(),
                 field,
             },

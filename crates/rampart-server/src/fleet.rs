@@ -37,7 +37,7 @@ use rampart_core::{Action, Decision, Finding, RequestRecord};
 use rampart_store::*;
 use serde_json::{Value, json};
 
-use crate::decisions::StreamOut;
+use rampart_api::StreamOut;
 
 /// What the node counts for its heartbeat: (processed, blocked).
 pub type Counters = Box<dyn Fn() -> (u64, u64) + Send + Sync>;
@@ -434,7 +434,7 @@ impl Link {
     async fn apply(
         &self,
         local: &dyn Store,
-        change: &crate::decisions::StreamChange,
+        change: &rampart_api::StreamChange,
     ) -> Result<(), StoreError> {
         let Some(mut decision) = change.decision.decision() else {
             tracing::warn!(

@@ -33,11 +33,11 @@ use chrono::Utc;
 use rampart_config::ServerConfig;
 use rampart_detect::Detector;
 use rampart_store::Store;
-use serde::Serialize;
 
 use crate::access::Principal;
 use crate::error::{ApiError, BodyLimit};
 use crate::state::AppState;
+use rampart_api::Health;
 
 pub use crate::state::AppState as ServerState;
 
@@ -224,19 +224,6 @@ async fn not_found() -> ApiError {
     ApiError::NotFound("no such route".to_owned())
 }
 
-/// `GET /health`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Health {
-    /// ok, or degraded when the store does not answer.
-    pub status: &'static str,
-    /// rampart version.
-    pub version: &'static str,
-    /// Seconds since start.
-    pub uptime_seconds: i64,
-    /// Each component: ok or an error.
-    pub components: std::collections::BTreeMap<&'static str, String>,
-}
-
 /// Health of the server and its store (no authentication).
 #[utoipa::path(get, path = "/health", tag = "fleet", security(()),
     responses((status = 200, body = Health), (status = 503, body = Health)))]
@@ -245,7 +232,7 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Response {
     let store = tokio::time::timeout(Duration::from_secs(2), state.store.latest_cursor()).await;
     let store_ok = matches!(store, Ok(Ok(_)));
     components.insert(
-        "store",
+        "store".to_owned(),
         match store {
             Ok(Ok(_)) => "ok".to_owned(),
             Ok(Err(e)) => e.to_string(),
@@ -253,12 +240,12 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Response {
         },
     );
     components.insert(
-        "live",
+        "live".to_owned(),
         format!("ok ({} clients)", state.metrics.live_clients.get()),
     );
     let body = Health {
-        status: if store_ok { "ok" } else { "degraded" },
-        version: env!("CARGO_PKG_VERSION"),
+        status: if store_ok { "ok" } else { "degraded" }.to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
         uptime_seconds: (Utc::now() - state.started).num_seconds(),
         components,
     };

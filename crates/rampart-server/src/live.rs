@@ -33,10 +33,9 @@ use serde_json::json;
 use tokio::sync::{broadcast, watch};
 
 use crate::access::Principal;
-use crate::decisions::DecisionOut;
 use crate::error::ApiError;
-use crate::query::RequestOut;
 use crate::state::AppState;
+use rampart_api::RequestOut;
 
 /// Messages a client may fall behind before it is dropped.
 pub const QUEUE: usize = 4096;
@@ -250,8 +249,8 @@ async fn poll_once(
         for c in &changes {
             *cursor = c.seq;
             window.decisions += 1;
-            let mut data =
-                serde_json::to_value(DecisionOut::of(&c.decision, now)).unwrap_or_default();
+            let mut data = serde_json::to_value(crate::decisions::decision_out(&c.decision, now))
+                .unwrap_or_default();
             data["change"] = json!(match c.kind {
                 ChangeKind::Added => "added",
                 ChangeKind::Revoked => "revoked",
@@ -281,7 +280,7 @@ async fn poll_once(
     for r in rows {
         window.requests += 1;
         window.blocked += u64::from(r.record.blocked);
-        let out = RequestOut::from(r);
+        let out = RequestOut::new(r.id, r.record);
         state
             .live
             .publish("requests", &serde_json::to_value(out).unwrap_or_default());

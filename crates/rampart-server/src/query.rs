@@ -8,12 +8,13 @@ use axum::extract::{Query, State};
 use axum::{Extension, Json};
 use chrono::{DateTime, Duration, Utc};
 use rampart_core::Prediction;
-use rampart_store::{AgentRecord, RequestFilter, Role, StoredFinding, StoredRequest};
-use serde::Serialize;
+use rampart_store::{AgentRecord, RequestFilter, Role, StoredFinding};
 
 use crate::access::Principal;
 use crate::error::ApiError;
 use crate::state::AppState;
+use rampart_api::RequestOut;
+use rampart_api::{ActionOut, AgentOut, HourOut, RequestPageOut, Share, StatsOut, TopIp, TopPath};
 
 /// Query parameters, parsed one by one so an error names its parameter.
 pub struct Params(HashMap<String, String>);
@@ -72,80 +73,6 @@ impl Params {
     }
 }
 
-/// A request-log record as the API shows it.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct RequestOut {
-    /// Row id.
-    pub id: i64,
-    /// When.
-    #[schema(value_type = String)]
-    pub timestamp: DateTime<Utc>,
-    /// Client address.
-    pub source_ip: String,
-    /// Path.
-    pub request_path: String,
-    /// Method.
-    pub request_method: String,
-    /// User agent.
-    pub user_agent: Option<String>,
-    /// NORMAL, DDoS, ATTACK or BLOCKED.
-    pub prediction: &'static str,
-    /// The client's score at this request, 0..1.
-    pub confidence_score: f64,
-    /// 1 when refused.
-    pub is_blocked: u8,
-    /// Status answered.
-    pub response_status_code: u16,
-    /// Time to answer, ms.
-    pub response_time_ms: f64,
-    /// Request body bytes.
-    pub request_size_bytes: u64,
-    /// The gateway.
-    pub gateway_id: String,
-    /// The gateway's request id.
-    pub request_id: String,
-    /// Why refused or flagged.
-    pub reason: Option<String>,
-}
-
-impl From<StoredRequest> for RequestOut {
-    fn from(s: StoredRequest) -> Self {
-        let r = s.record;
-        Self {
-            id: s.id,
-            timestamp: r.time,
-            source_ip: r.client.to_string(),
-            request_path: r.path,
-            request_method: r.method,
-            user_agent: r.user_agent,
-            prediction: r.prediction.as_str(),
-            confidence_score: r.score,
-            is_blocked: u8::from(r.blocked),
-            response_status_code: r.status,
-            response_time_ms: r.latency_ms,
-            request_size_bytes: r.request_bytes,
-            gateway_id: r.gateway,
-            request_id: r.request_id,
-            reason: r.reason,
-        }
-    }
-}
-
-/// One page of the request log.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct RequestPageOut {
-    /// Records matching, all pages.
-    pub total: u64,
-    /// This page (from 1).
-    pub page: u64,
-    /// Records per page.
-    pub limit: u32,
-    /// Number of pages.
-    pub pages: u64,
-    /// The records, newest first.
-    pub requests: Vec<RequestOut>,
-}
-
 async fn page_of(
     state: &AppState,
     params: &Params,
@@ -183,7 +110,11 @@ async fn page_of(
         page,
         limit,
         pages: result.total.div_ceil(u64::from(limit)),
-        requests: result.requests.into_iter().map(RequestOut::from).collect(),
+        requests: result
+            .requests
+            .into_iter()
+            .map(|s| RequestOut::new(s.id, s.record))
+            .collect(),
     })
 }
 
@@ -194,7 +125,7 @@ async fn page_of(
            ("prediction" = Option<String>, Query), ("is_blocked" = Option<u8>, Query),
            ("status" = Option<u16>, Query), ("gateway_id" = Option<String>, Query),
            ("page" = Option<u64>, Query, description = "from 1"), ("limit" = Option<u32>, Query, description = "1..1000, default 100")),
-    responses((status = 200, body = RequestPageOut), (status = 400, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = RequestPageOut), (status = 400, body = rampart_api::ErrorBody)))]
 pub async fn requests(
     State(state): State<Arc<AppState>>,
     Extension(principal): Extension<Principal>,
@@ -207,7 +138,7 @@ pub async fn requests(
 /// Blocked requests only (same parameters as `/requests`).
 #[utoipa::path(get, path = "/api/v1/blocked", tag = "requests",
     params(("hours" = Option<i64>, Query), ("source_ip" = Option<String>, Query), ("page" = Option<u64>, Query), ("limit" = Option<u32>, Query)),
-    responses((status = 200, body = RequestPageOut), (status = 400, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = RequestPageOut), (status = 400, body = rampart_api::ErrorBody)))]
 pub async fn blocked(
     State(state): State<Arc<AppState>>,
     Extension(principal): Extension<Principal>,
@@ -215,76 +146,6 @@ pub async fn blocked(
 ) -> Result<Json<RequestPageOut>, ApiError> {
     principal.require(Role::Viewer)?;
     Ok(Json(page_of(&state, &Params::new(raw), true).await?))
-}
-
-/// A client among the top attackers.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct TopIp {
-    /// Address.
-    pub ip: String,
-    /// Non-normal requests.
-    pub count: u64,
-    /// Their mean score.
-    pub avg_confidence: f64,
-}
-
-/// A path among the most targeted.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct TopPath {
-    /// Path.
-    pub path: String,
-    /// Non-normal requests for it.
-    pub count: u64,
-}
-
-/// Requests of one hour.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct HourOut {
-    /// Start of the hour.
-    #[schema(value_type = String)]
-    pub hour: DateTime<Utc>,
-    /// Requests.
-    pub requests: u64,
-    /// Blocked among them.
-    pub blocked: u64,
-}
-
-/// Count and share of one prediction.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Share {
-    /// Requests.
-    pub count: u64,
-    /// Percent of all requests.
-    pub percentage: f64,
-}
-
-/// Statistics over the last `hours`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct StatsOut {
-    /// `last N hours`.
-    pub time_range: String,
-    /// Requests.
-    pub total_requests: u64,
-    /// Blocked requests.
-    pub blocked_requests: u64,
-    /// NORMAL requests.
-    pub normal_requests: u64,
-    /// blocked / total (0..1).
-    pub blocking_rate: f64,
-    /// Mean score.
-    pub avg_confidence: f64,
-    /// total / window seconds.
-    pub requests_per_second: f64,
-    /// Clients with most non-normal requests.
-    pub top_attacking_ips: Vec<TopIp>,
-    /// Paths with most non-normal requests.
-    pub top_targeted_paths: Vec<TopPath>,
-    /// Per hour, oldest first.
-    pub by_hour: Vec<HourOut>,
-    /// Per prediction.
-    pub by_prediction: std::collections::BTreeMap<String, Share>,
-    /// Findings per scenario.
-    pub by_scenario: std::collections::BTreeMap<String, u64>,
 }
 
 fn round(x: f64, places: i32) -> f64 {
@@ -296,7 +157,7 @@ fn round(x: f64, places: i32) -> f64 {
 #[utoipa::path(get, path = "/api/v1/stats", tag = "requests",
     params(("hours" = Option<i64>, Query, description = "window, 1..8760 hours (default 24)"),
            ("top" = Option<u32>, Query, description = "length of the top lists, 1..100 (default 10)")),
-    responses((status = 200, body = StatsOut), (status = 400, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = StatsOut), (status = 400, body = rampart_api::ErrorBody)))]
 pub async fn stats(
     State(state): State<Arc<AppState>>,
     Extension(principal): Extension<Principal>,
@@ -380,30 +241,6 @@ pub async fn stats(
     }))
 }
 
-/// A fleet member.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct AgentOut {
-    /// Its id.
-    pub id: String,
-    /// `agent` or `gateway`.
-    pub kind: String,
-    /// Address it reports from.
-    pub ip: String,
-    /// rampart version.
-    pub version: String,
-    /// healthy, stale or down (by the age of its last heartbeat).
-    pub status: &'static str,
-    /// Seconds since it started, as of its last heartbeat.
-    pub uptime_seconds: i64,
-    /// Log lines or requests processed.
-    pub requests_processed: u64,
-    /// Bans made or requests blocked.
-    pub blocked_count: u64,
-    /// Last heartbeat.
-    #[schema(value_type = String)]
-    pub last_seen: DateTime<Utc>,
-}
-
 /// The status of a member whose last heartbeat was at `last_seen`.
 pub fn member_status(
     state: &AppState,
@@ -423,7 +260,7 @@ pub fn member_status(
 /// A member as the API shows it.
 pub fn agent_out(state: &AppState, a: AgentRecord, now: DateTime<Utc>) -> AgentOut {
     AgentOut {
-        status: member_status(state, a.last_seen, now),
+        status: member_status(state, a.last_seen, now).to_owned(),
         uptime_seconds: (a.last_seen - a.started_at).num_seconds().max(0),
         id: a.id,
         kind: a.kind,
@@ -463,26 +300,6 @@ pub async fn findings(
     principal.require(Role::Viewer)?;
     let limit = Params::new(raw).int("limit", 1, 1000)?.unwrap_or(100);
     Ok(Json(state.store.recent_findings(limit as u32).await?))
-}
-
-/// What an actuator did.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ActionOut {
-    /// Row id.
-    pub id: i64,
-    /// When.
-    #[schema(value_type = String)]
-    pub time: DateTime<Utc>,
-    /// The node that did it.
-    pub node: String,
-    /// ban, unban…
-    pub action: String,
-    /// Address or prefix.
-    pub target: String,
-    /// Whether it worked.
-    pub ok: bool,
-    /// Backend, or the error.
-    pub detail: String,
 }
 
 /// Recent enforcement actions (firewall bans and unbans) across the fleet.

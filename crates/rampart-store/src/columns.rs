@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 
-use crate::{ChangeKind, StoreError};
+use crate::StoreError;
 
 pub(crate) const REQUEST_LOG: &str = "request_log";
 pub(crate) const DECISIONS: &str = "decisions";
@@ -47,13 +47,6 @@ impl TargetColumns {
                 end: n.broadcast().octets().to_vec(),
             },
         }
-    }
-}
-
-pub(crate) fn change_kind_name(kind: ChangeKind) -> &'static str {
-    match kind {
-        ChangeKind::Added => "added",
-        ChangeKind::Revoked => "revoked",
     }
 }
 
@@ -142,17 +135,12 @@ macro_rules! row_readers {
             })?;
             let origin_kind: String = get(row, DECISIONS, "origin_kind")?;
             let origin_name: String = get(row, DECISIONS, "origin_name")?;
-            let origin = match origin_kind.as_str() {
-                "scenario" => Origin::Scenario(origin_name),
-                "operator" => Origin::Operator(origin_name),
-                "model" => Origin::Model(origin_name),
-                other => {
-                    return Err(corrupt(
-                        DECISIONS,
-                        format!("decision {id}: unknown origin kind {other:?}"),
-                    ));
-                }
-            };
+            let origin = Origin::from_parts(&origin_kind, &origin_name).ok_or_else(|| {
+                corrupt(
+                    DECISIONS,
+                    format!("decision {id}: unknown origin kind {origin_kind:?}"),
+                )
+            })?;
             let escalation = u32::try_from(get::<i64>(row, DECISIONS, "escalation")?)
                 .map_err(|e| corrupt(DECISIONS, format!("decision {id}: escalation: {e}")))?;
             let findings: Vec<Finding> = from_json(
@@ -191,16 +179,12 @@ macro_rules! row_readers {
         fn change_from_row(row: &$row) -> Result<Change, StoreError> {
             let seq: i64 = get(row, DECISION_CHANGES, "seq")?;
             let kind_name: String = get(row, DECISION_CHANGES, "kind")?;
-            let kind = match kind_name.as_str() {
-                "added" => ChangeKind::Added,
-                "revoked" => ChangeKind::Revoked,
-                other => {
-                    return Err(corrupt(
-                        DECISION_CHANGES,
-                        format!("change {seq}: unknown kind {other:?}"),
-                    ));
-                }
-            };
+            let kind = ChangeKind::from_name(&kind_name).ok_or_else(|| {
+                corrupt(
+                    DECISION_CHANGES,
+                    format!("change {seq}: unknown kind {kind_name:?}"),
+                )
+            })?;
             let mut decision = decision_from_row(row)?;
             if kind == ChangeKind::Added {
                 decision.revoked_at = None;

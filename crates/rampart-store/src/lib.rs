@@ -9,6 +9,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ipnet::IpNet;
+pub use rampart_core::ChangeKind;
 use rampart_core::{Decision, Finding};
 use rampart_core::{Prediction, RequestRecord};
 use serde::{Deserialize, Serialize};
@@ -74,16 +75,6 @@ impl StoredDecision {
     pub fn is_active(&self, now: DateTime<Utc>) -> bool {
         self.revoked_at.is_none() && self.decision.is_active(now)
     }
-}
-
-/// What happened to a decision, in the change log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ChangeKind {
-    /// A new decision.
-    Added,
-    /// A decision lifted before its end.
-    Revoked,
 }
 
 /// One entry of the decision change log: what enforcement points follow.

@@ -1409,7 +1409,7 @@ async fn append_change(
 ) -> Result<(), StoreError> {
     sqlx::query("INSERT INTO decision_changes (decision_id, kind, at) VALUES (?, ?, ?)")
         .bind(decision_id)
-        .bind(change_kind_name(kind))
+        .bind(kind.as_str())
         .bind(at_ms)
         .execute(conn)
         .await?;
