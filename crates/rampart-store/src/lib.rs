@@ -18,6 +18,7 @@ mod columns;
 pub mod postgres;
 mod rollup;
 mod server;
+pub mod sql;
 pub use server::{
     ActionRecord, AgentRecord, BlockedIp, EventRecord, HourCount, IpCount, PathCount,
     RequestFilter, RequestPage, RequestStats, StoredRequest, UploadBatch, WhitelistEntry,
