@@ -252,3 +252,31 @@ pub struct HeartbeatIn {
     #[serde(default)]
     pub blocked: u64,
 }
+
+impl LogRecordIn {
+    /// A request-log record as a gateway pushes it (values kept within the
+    /// ranges [`LogRecordIn::check`] accepts).
+    pub fn of(r: &RequestRecord) -> Self {
+        Self {
+            timestamp: r.time,
+            source_ip: r.client,
+            request_path: r.path.clone(),
+            request_method: r.method.clone(),
+            user_agent: r.user_agent.clone(),
+            prediction: r.prediction,
+            confidence_score: r.score.clamp(0.0, 1.0),
+            is_blocked: r.blocked,
+            response_status_code: r.status.clamp(100, 599),
+            response_time_ms: if r.latency_ms.is_finite() {
+                r.latency_ms.max(0.0)
+            } else {
+                0.0
+            },
+            request_size_bytes: r.request_bytes,
+            gateway_id: Some(r.gateway.clone()),
+            request_id: Some(r.request_id.clone()),
+            response_size_bytes: r.response_bytes,
+            reason: r.reason.clone(),
+        }
+    }
+}

@@ -110,9 +110,11 @@ pub struct FleetConfig {
     pub push_every: HumanDuration,
     /// Most items in one push. Default 2000.
     pub batch: usize,
-    /// Most items kept while the server cannot be reached; beyond it the
-    /// oldest are dropped and counted. Default 100000.
-    pub spool: usize,
+    /// No longer used, kept so that older configs still load: nothing waits
+    /// in memory for the server any more (what a node has not pushed yet
+    /// waits in its own store, read from where the last push ended).
+    /// `config check` warns when it is set.
+    pub spool: Option<usize>,
     /// How often the decision stream is polled. Default 500ms.
     pub follow_every: HumanDuration,
     /// How often a heartbeat is sent. Default 10s.
@@ -126,7 +128,7 @@ impl Default for FleetConfig {
             token: None,
             push_every: HumanDuration(std::time::Duration::from_secs(1)),
             batch: 2000,
-            spool: 100_000,
+            spool: None,
             follow_every: HumanDuration(std::time::Duration::from_millis(500)),
             heartbeat_every: HumanDuration(std::time::Duration::from_secs(10)),
         }
@@ -181,9 +183,6 @@ impl FleetConfig {
         }
         if self.batch == 0 {
             problems.push("fleet.batch must be at least 1".to_owned());
-        }
-        if self.spool < self.batch {
-            problems.push("fleet.spool must be at least fleet.batch".to_owned());
         }
         problems
     }

@@ -12,7 +12,6 @@ pub mod admin;
 pub mod auth;
 pub mod decisions;
 pub mod error;
-pub mod fleet;
 pub mod ingest;
 pub mod live;
 pub mod metrics;

@@ -15,6 +15,7 @@ use rampart_core::{Prediction, RequestRecord};
 use serde::{Deserialize, Serialize};
 
 mod columns;
+pub mod follow;
 pub mod postgres;
 mod rollup;
 mod server;
@@ -24,8 +25,8 @@ pub use server::{
     RequestFilter, RequestPage, RequestStats, StoredRequest, UploadBatch, WhitelistEntry,
 };
 pub mod sqlite;
-#[doc(hidden)]
-pub mod test_suite;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +70,9 @@ pub struct StoredDecision {
     pub revoked_at: Option<DateTime<Utc>>,
     /// Who lifted it.
     pub revoked_by: Option<String>,
+    /// The server's id of the decision, when it was made elsewhere in the
+    /// fleet and applied here from the server's decision stream.
+    pub remote_id: Option<i64>,
 }
 
 impl StoredDecision {
@@ -212,20 +216,30 @@ pub struct Token {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-/// rampart's persistent state.
+/// Contract shared by every role trait: every method is atomic (a failed
+/// call changes nothing); times are stored with at least millisecond
+/// precision and returned in UTC; methods may be called concurrently from
+/// many tasks and processes (SQLite runs in WAL mode with a busy timeout).
 ///
-/// Contract: every method is atomic (a failed call changes nothing); times
-/// are stored with at least millisecond precision and returned in UTC;
-/// `insert_decision` and the revocations append to the change log in the
-/// same transaction, so a follower of [`Store::changes_since`] never misses
-/// a change and never sees one whose decision is not readable. Methods may
-/// be called concurrently from many tasks and processes (SQLite runs in WAL
-/// mode with a busy timeout).
+/// Decisions (with their findings as evidence) and the decision change log
+/// that enforcement points follow.
+///
+/// Contract: `insert_decision`, `import_decision` and the revocations
+/// append to the change log in the same transaction as their rows, so a
+/// follower of [`DecisionStore::changes_since`] never misses a change and
+/// never sees one whose decision is not readable.
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait DecisionStore: Send + Sync {
     /// Stores a decision (its findings go into the findings table too, linked
     /// to it) and appends an `Added` change. Returns the decision's id.
     async fn insert_decision(&self, decision: &Decision) -> Result<i64, StoreError>;
+
+    /// Stores a decision made elsewhere in the fleet, as the server's
+    /// decision `remote_id` (so that it is known not to be this node's own:
+    /// the fleet outbox does not push it back), and appends an `Added`
+    /// change. Returns the local id.
+    async fn import_decision(&self, decision: &Decision, remote_id: i64)
+    -> Result<i64, StoreError>;
 
     /// Decisions matching `query`, newest first.
     async fn query_decisions(
@@ -262,18 +276,57 @@ pub trait Store: Send + Sync {
         since: DateTime<Utc>,
     ) -> Result<Vec<(IpNet, DateTime<Utc>)>, StoreError>;
 
+    /// Banned networks summed over their (non-dry-run) ban decisions,
+    /// latest ban first, at most `limit`; `now` decides which are active.
+    async fn blocked_ips(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<BlockedIp>, StoreError>;
+}
+
+/// Findings: detectors' verdicts, those behind a decision and those that
+/// led to none.
+///
+/// See [`DecisionStore`] for the contract every role trait shares.
+#[async_trait]
+pub trait FindingStore: Send + Sync {
     /// Stores a finding that led to no decision, with the reason why.
     async fn insert_finding(&self, finding: &Finding, note: &str) -> Result<i64, StoreError>;
 
     /// Findings, newest first, at most `limit`.
     async fn recent_findings(&self, limit: u32) -> Result<Vec<StoredFinding>, StoreError>;
 
+    /// Findings with an id above `after`, oldest first, at most `limit`.
+    async fn findings_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredFinding>, StoreError>;
+
+    /// Retention: deletes findings older than `before` that led to no
+    /// decision (those behind a decision stay as its evidence); returns how many.
+    async fn purge_findings(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+}
+
+/// Where followed sources (files, the journal, the fleet's stream and
+/// outbox) were left.
+///
+/// See [`DecisionStore`] for the contract every role trait shares.
+#[async_trait]
+pub trait PositionStore: Send + Sync {
     /// Saves (replaces) the position of `position.source` / `position.path`.
     async fn save_position(&self, position: &Position) -> Result<(), StoreError>;
 
     /// Saved positions of a source.
     async fn load_positions(&self, source: &str) -> Result<Vec<Position>, StoreError>;
+}
 
+/// The request log of gateways, its queries, statistics and retention.
+///
+/// See [`DecisionStore`] for the contract every role trait shares.
+#[async_trait]
+pub trait RequestLog: Send + Sync {
     /// Appends request-log records, all in one transaction.
     async fn insert_requests(&self, records: &[RequestRecord]) -> Result<(), StoreError>;
 
@@ -285,13 +338,39 @@ pub trait Store: Send + Sync {
         limit: u32,
     ) -> Result<Vec<RequestRecord>, StoreError>;
 
+    /// One page (`offset`, `limit`) of request-log records matching
+    /// `filter`, newest first, with the number of all that match.
+    async fn query_requests(
+        &self,
+        filter: &RequestFilter,
+        offset: u64,
+        limit: u32,
+    ) -> Result<RequestPage, StoreError>;
+
+    /// Request-log records with an id above `after`, oldest first, at most `limit`.
+    async fn requests_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredRequest>, StoreError>;
+
+    /// Statistics of the request log since `since` (and findings per
+    /// scenario), with the `top` busiest clients and paths.
+    async fn request_stats(
+        &self,
+        since: DateTime<Utc>,
+        top: u32,
+    ) -> Result<RequestStats, StoreError>;
+
     /// Retention: deletes request-log records older than `before`; returns how many.
     async fn purge_requests(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+}
 
-    /// Retention: deletes findings older than `before` that led to no
-    /// decision (those behind a decision stay as its evidence); returns how many.
-    async fn purge_findings(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
-
+/// The people and machine tokens allowed into the server.
+///
+/// See [`DecisionStore`] for the contract every role trait shares.
+#[async_trait]
+pub trait AccountStore: Send + Sync {
     /// Adds a user; [`StoreError::Conflict`] when the name is taken.
     async fn create_user(
         &self,
@@ -334,9 +413,14 @@ pub trait Store: Send + Sync {
 
     /// Every token, by name.
     async fn list_tokens(&self) -> Result<Vec<Token>, StoreError>;
+}
 
-    // ---- the central server's tables ----
-
+/// What the central server keeps of its fleet: pushed events, members
+/// and their heartbeats, upload batches.
+///
+/// See [`DecisionStore`] for the contract every role trait shares.
+#[async_trait]
+pub trait FleetRegistry: Send + Sync {
     /// Stores pushed events, all in one transaction; returns their ids in order.
     async fn insert_events(&self, events: &[EventRecord]) -> Result<Vec<i64>, StoreError>;
 
@@ -353,18 +437,43 @@ pub trait Store: Send + Sync {
     /// Every fleet member, by id.
     async fn list_agents(&self) -> Result<Vec<AgentRecord>, StoreError>;
 
-    /// Records what an actuator did.
-    async fn insert_action(&self, action: &ActionRecord) -> Result<i64, StoreError>;
-
-    /// Actions, newest first, at most `limit`.
-    async fn recent_actions(&self, limit: u32) -> Result<Vec<(i64, ActionRecord)>, StoreError>;
-
     /// Records an upload; returns its id.
     async fn insert_upload(&self, batch: &UploadBatch) -> Result<i64, StoreError>;
 
     /// Uploads, newest first, at most `limit`.
     async fn recent_uploads(&self, limit: u32) -> Result<Vec<(i64, UploadBatch)>, StoreError>;
 
+    /// Retention: deletes events and uploads older than `before`; returns how many.
+    async fn purge_events(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+}
+
+/// What actuators did (or failed to do) about decisions: every attempt.
+///
+/// See [`DecisionStore`] for the contract every role trait shares.
+#[async_trait]
+pub trait ActionLog: Send + Sync {
+    /// Records what an actuator did.
+    async fn insert_action(&self, action: &ActionRecord) -> Result<i64, StoreError>;
+
+    /// Actions, newest first, at most `limit`.
+    async fn recent_actions(&self, limit: u32) -> Result<Vec<(i64, ActionRecord)>, StoreError>;
+
+    /// Actions with an id above `after`, oldest first, at most `limit`.
+    async fn actions_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, ActionRecord)>, StoreError>;
+
+    /// Retention: deletes actions older than `before`; returns how many.
+    async fn purge_actions(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+}
+
+/// Whitelist entries kept in the store (besides those in configuration).
+///
+/// See [`DecisionStore`] for the contract every role trait shares.
+#[async_trait]
+pub trait WhitelistStore: Send + Sync {
     /// Adds a whitelist entry; [`StoreError::Conflict`] when that network is listed.
     async fn add_whitelist(
         &self,
@@ -379,48 +488,33 @@ pub trait Store: Send + Sync {
 
     /// Deletes a whitelist entry; false when there was none.
     async fn delete_whitelist(&self, id: i64) -> Result<bool, StoreError>;
+}
 
-    /// One page (`offset`, `limit`) of request-log records matching
-    /// `filter`, newest first, with the number of all that match.
-    async fn query_requests(
-        &self,
-        filter: &RequestFilter,
-        offset: u64,
-        limit: u32,
-    ) -> Result<RequestPage, StoreError>;
+/// rampart's persistent state: every role trait. Roles take the narrowest
+/// trait they need (an `Arc<dyn Store>` coerces to any of them).
+pub trait Store:
+    DecisionStore
+    + FindingStore
+    + PositionStore
+    + RequestLog
+    + AccountStore
+    + FleetRegistry
+    + ActionLog
+    + WhitelistStore
+{
+}
 
-    /// Request-log records with an id above `after`, oldest first, at most `limit`.
-    async fn requests_after(
-        &self,
-        after: i64,
-        limit: u32,
-    ) -> Result<Vec<StoredRequest>, StoreError>;
-
-    /// Statistics of the request log since `since` (and findings per
-    /// scenario), with the `top` busiest clients and paths.
-    async fn request_stats(
-        &self,
-        since: DateTime<Utc>,
-        top: u32,
-    ) -> Result<RequestStats, StoreError>;
-
-    /// Findings with an id above `after`, oldest first, at most `limit`.
-    async fn findings_after(
-        &self,
-        after: i64,
-        limit: u32,
-    ) -> Result<Vec<StoredFinding>, StoreError>;
-
-    /// Banned networks summed over their (non-dry-run) ban decisions,
-    /// latest ban first, at most `limit`; `now` decides which are active.
-    async fn blocked_ips(
-        &self,
-        now: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<BlockedIp>, StoreError>;
-
-    /// Retention: deletes events, actions and uploads older than `before`; returns how many.
-    async fn purge_events(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+impl<T> Store for T where
+    T: DecisionStore
+        + FindingStore
+        + PositionStore
+        + RequestLog
+        + AccountStore
+        + FleetRegistry
+        + ActionLog
+        + WhitelistStore
+        + ?Sized
+{
 }
 
 /// Opens the store a URL names: `sqlite:///path/to/db` (created with its

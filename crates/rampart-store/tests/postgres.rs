@@ -7,9 +7,10 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use rampart_store::ChangeKind;
+use rampart_store::DecisionStore;
 use rampart_store::postgres::PgStore;
-use rampart_store::test_suite::{Fixture, ban, t};
-use rampart_store::{ChangeKind, Store};
+use rampart_store::testing::{Fixture, ban, t};
 use sqlx::Connection;
 
 /// The admin URL, or `None` (skip) outside CI.

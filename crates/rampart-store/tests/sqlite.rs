@@ -2,8 +2,9 @@
 //! and what only SQLite has: WAL, reopening, two handles on one file.
 
 use rampart_store::sqlite::SqliteStore;
-use rampart_store::test_suite::{Fixture, ban, finding, t};
-use rampart_store::{ChangeKind, DecisionQuery, Store, StoreError};
+use rampart_store::testing::{Fixture, ban, finding, t};
+use rampart_store::{ChangeKind, DecisionQuery, StoreError};
+use rampart_store::{DecisionStore, FindingStore};
 use tempfile::TempDir;
 
 fn temp_dir() -> TempDir {

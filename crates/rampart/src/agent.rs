@@ -77,18 +77,24 @@ async fn agent(config: Config, rules: Rules, with_gateway: bool) -> anyhow::Resu
             .with_context(|| format!("cannot open store {}", config.store.url))?,
     );
     let node_name = config.agent.name.clone().unwrap_or_else(host_name);
-    let fleet = crate::fleet::attach(&config.fleet, local, node_name.clone(), "agent")?;
-    let metrics = Metrics::with_fleet(fleet.link.clone());
-    if let Some(link) = &fleet.link {
+    let fleet = crate::fleet::attach(
+        &config.fleet,
+        Arc::clone(&local),
+        node_name.clone(),
+        rampart_fleet::NodeKind::Agent,
+    )
+    .await?;
+    let metrics = Metrics::with_fleet(fleet.as_ref().map(|f| Arc::clone(f.metrics())));
+    if let Some(fleet) = &fleet {
         let m = Arc::clone(&metrics);
-        link.set_counters(Box::new(move || {
+        fleet.set_counters(Box::new(move || {
             (
                 m.lines_total.load(Ordering::Relaxed),
                 m.decisions_total.load(Ordering::Relaxed),
             )
         }));
     }
-    let store = Arc::clone(&fleet.store);
+    let store = local;
     let now = Utc::now();
     let entries = crate::gateway::whitelist_entries(&config)?;
     let gateway = if with_gateway && !config.gateway.backends.is_empty() {
@@ -225,7 +231,9 @@ async fn agent(config: Config, rules: Rules, with_gateway: bool) -> anyhow::Resu
     // Detection ends when every source thread has gone and its channel is drained.
     let _ = tokio::time::timeout(Duration::from_secs(10), detection).await;
     follower.abort();
-    fleet.finish().await;
+    if let Some(fleet) = fleet {
+        fleet.finish().await;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

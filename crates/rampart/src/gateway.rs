@@ -95,16 +95,13 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         &config.fleet,
         Arc::clone(&ctx.store),
         ctx.id.clone(),
-        "gateway",
-    )?;
-    let ctx = GatewayContext {
-        store: Arc::clone(&fleet.store),
-        ..ctx
-    };
+        rampart_fleet::NodeKind::Gateway,
+    )
+    .await?;
     let gateway = Gateway::build(&config.gateway, ctx).await?;
-    if let Some(link) = &fleet.link {
+    if let Some(fleet) = &fleet {
         let shared = gateway.shared();
-        link.set_counters(Box::new(move || shared.metrics().totals()));
+        fleet.set_counters(Box::new(move || shared.metrics().totals()));
     }
     for addr in gateway.local_addrs() {
         tracing::info!(%addr, "gateway listening");
@@ -113,7 +110,9 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         tracing::info!(%addr, "admin listening");
     }
     let result = gateway.run(crate::agent::shutdown_signal()).await;
-    fleet.finish().await;
+    if let Some(fleet) = fleet {
+        fleet.finish().await;
+    }
     result?;
     Ok(ExitCode::SUCCESS)
 }

@@ -60,10 +60,10 @@ pub struct Metrics {
 
 impl Metrics {
     /// The metrics, with the fleet link's counters when there is a link.
-    pub fn with_fleet(link: Option<Arc<rampart_server::fleet::Link>>) -> Arc<Self> {
+    pub fn with_fleet(fleet: Option<Arc<rampart_fleet::FleetMetrics>>) -> Arc<Self> {
         let mut registry = Registry::with_prefix("rampart");
-        if let Some(link) = link {
-            registry.register_collector(Box::new(rampart_server::fleet::FleetCollector(link)));
+        if let Some(fleet) = fleet {
+            fleet.register(&mut registry);
         }
         let m = Self {
             lines: Family::default(),

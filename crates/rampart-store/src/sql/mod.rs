@@ -21,10 +21,11 @@ use rampart_core::{Action, Decision, Evidence, Finding, Level, Origin, Subject};
 use crate::columns::*;
 use crate::rollup::*;
 use crate::{
-    ActionRecord, AgentRecord, BlockedIp, Change, ChangeKind, DecisionQuery, EventRecord,
-    HourCount, IpCount, PathCount, Position, Prediction, RequestFilter, RequestPage, RequestRecord,
-    RequestStats, Role, Store, StoreError, StoredDecision, StoredFinding, StoredRequest, Token,
-    UploadBatch, User, WhitelistEntry,
+    AccountStore, ActionLog, ActionRecord, AgentRecord, BlockedIp, Change, ChangeKind,
+    DecisionQuery, DecisionStore, EventRecord, FindingStore, FleetRegistry, HourCount, IpCount,
+    PathCount, Position, PositionStore, Prediction, RequestFilter, RequestLog, RequestPage,
+    RequestRecord, RequestStats, Role, StoreError, StoredDecision, StoredFinding, StoredRequest,
+    Token, UploadBatch, User, WhitelistEntry, WhitelistStore,
 };
 pub(crate) use dialect::{Begin, Dialect, Lock};
 use dialect::{SqlRow, Stmt, Values, get};
@@ -33,7 +34,7 @@ use dialect::{SqlRow, Stmt, Values, get};
 macro_rules! decision_columns {
     () => {
         "d.id, d.action, d.target, d.at, d.until, d.reason, d.origin_kind, d.origin_name, \
-         d.dry_run, d.escalation, d.findings_json, d.revoked_at, d.revoked_by"
+         d.dry_run, d.escalation, d.findings_json, d.revoked_at, d.revoked_by, d.remote_id"
     };
 }
 
@@ -117,43 +118,17 @@ fn first_id<R: SqlRow>(rows: Vec<R>) -> Result<i64, sqlx::Error> {
 }
 
 #[async_trait]
-impl<D: Dialect> Store for SqlStore<D> {
+impl<D: Dialect> DecisionStore for SqlStore<D> {
     async fn insert_decision(&self, decision: &Decision) -> Result<i64, StoreError> {
-        let row = TargetColumns::of(&decision.target);
-        let findings_json = to_json(&decision.findings)?;
-        let at = to_ms(decision.at);
+        store_decision(&self.db, decision, None).await
+    }
 
-        let mut tx = self.db.begin(Begin::Write).await?;
-        let id: i64 = Stmt::new(
-            "INSERT INTO decisions (action, target, net_family, range_start, range_end, at, \
-             until, reason, origin_kind, origin_name, dry_run, escalation, findings_json) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(decision.action.as_str())
-        .bind(decision.target.to_string())
-        .bind(i64::from(row.family))
-        .bind(row.start)
-        .bind(row.end)
-        .bind(at)
-        .bind(decision.until.map(to_ms))
-        .bind(&decision.reason)
-        .bind(decision.origin.kind())
-        .bind(decision.origin.name())
-        .bind(decision.dry_run)
-        .bind(i64::from(decision.escalation))
-        .bind(findings_json)
-        .id_in::<D>(&mut tx)
-        .await?;
-
-        for finding in &decision.findings {
-            finding_insert(finding, Some(id), None)?
-                .id_in::<D>(&mut tx)
-                .await?;
-        }
-        D::lock(&mut tx, Lock::ChangeLog).await?;
-        append_change::<D>(&mut tx, id, ChangeKind::Added, at).await?;
-        D::commit(tx).await?;
-        Ok(id)
+    async fn import_decision(
+        &self,
+        decision: &Decision,
+        remote_id: i64,
+    ) -> Result<i64, StoreError> {
+        store_decision(&self.db, decision, Some(remote_id)).await
     }
 
     async fn query_decisions(
@@ -302,6 +277,32 @@ impl<D: Dialect> Store for SqlStore<D> {
             .collect()
     }
 
+    async fn blocked_ips(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<BlockedIp>, StoreError> {
+        // A decision with several findings joins once per finding: bans are
+        // counted by distinct id; MIN, MAX and AVG are unaffected.
+        let rows = Stmt::new(
+            "SELECT d.target AS target, MIN(d.at) AS first_seen, MAX(d.at) AS last_blocked, \
+             COUNT(DISTINCT d.id) AS bans, COALESCE(AVG(f.score), 0.0) AS avg_score, \
+             MAX(CASE WHEN d.revoked_at IS NULL AND (d.until IS NULL OR d.until > ?) \
+             THEN 1 ELSE 0 END) = 1 AS active \
+             FROM decisions d LEFT JOIN findings f ON f.decision_id = d.id \
+             WHERE d.action = 'ban' AND NOT d.dry_run \
+             GROUP BY d.target ORDER BY MAX(d.at) DESC, MAX(d.id) DESC LIMIT ?",
+        )
+        .bind(to_ms(now))
+        .bind(i64::from(limit))
+        .fetch_all(&self.db)
+        .await?;
+        rows.iter().map(blocked_ip_from_row).collect()
+    }
+}
+
+#[async_trait]
+impl<D: Dialect> FindingStore for SqlStore<D> {
     async fn insert_finding(&self, finding: &Finding, note: &str) -> Result<i64, StoreError> {
         Ok(finding_insert(finding, None, Some(note))?
             .id(&self.db)
@@ -320,6 +321,34 @@ impl<D: Dialect> Store for SqlStore<D> {
         rows.iter().map(finding_from_row).collect()
     }
 
+    async fn findings_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredFinding>, StoreError> {
+        let rows = Stmt::new(concat!(
+            "SELECT ",
+            finding_columns!(),
+            " FROM findings WHERE id > ? ORDER BY id LIMIT ?"
+        ))
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.db)
+        .await?;
+        rows.iter().map(finding_from_row).collect()
+    }
+
+    async fn purge_findings(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let done = Stmt::new("DELETE FROM findings WHERE time < ? AND decision_id IS NULL")
+            .bind(to_ms(before))
+            .execute(&self.db)
+            .await?;
+        Ok(done)
+    }
+}
+
+#[async_trait]
+impl<D: Dialect> PositionStore for SqlStore<D> {
     async fn save_position(&self, position: &Position) -> Result<(), StoreError> {
         Stmt::new(
             "INSERT INTO positions (source, path, dev, inode, \"offset\", fingerprint, cursor, \
@@ -365,7 +394,10 @@ impl<D: Dialect> Store for SqlStore<D> {
             })
             .collect()
     }
+}
 
+#[async_trait]
+impl<D: Dialect> RequestLog for SqlStore<D> {
     async fn insert_requests(&self, records: &[RequestRecord]) -> Result<(), StoreError> {
         if records.is_empty() {
             return Ok(());
@@ -403,307 +435,6 @@ impl<D: Dialect> Store for SqlStore<D> {
             .push_bind(i64::from(limit));
         let rows = sql.fetch_all(&self.db).await?;
         rows.iter().map(request_from_row).collect()
-    }
-
-    async fn purge_requests(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
-        let before = to_ms(before);
-        let mut tx = self.db.begin(Begin::Write).await?;
-        D::lock(&mut tx, Lock::Rollups).await?;
-        purge_rollups::<D>(&mut tx, before).await?;
-        let done = Stmt::new("DELETE FROM request_log WHERE time < ?")
-            .bind(before)
-            .execute_in::<D>(&mut tx)
-            .await?;
-        D::commit(tx).await?;
-        Ok(done)
-    }
-
-    async fn purge_findings(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
-        let done = Stmt::new("DELETE FROM findings WHERE time < ? AND decision_id IS NULL")
-            .bind(to_ms(before))
-            .execute(&self.db)
-            .await?;
-        Ok(done)
-    }
-
-    async fn create_user(
-        &self,
-        name: &str,
-        role: Role,
-        password_hash: &str,
-        at: DateTime<Utc>,
-    ) -> Result<i64, StoreError> {
-        Stmt::new(
-            "INSERT INTO users (name, role, password_hash, created_at, updated_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(name)
-        .bind(role.as_str())
-        .bind(password_hash)
-        .bind(to_ms(at))
-        .bind(to_ms(at))
-        .id(&self.db)
-        .await
-        .map_err(|e| conflict_or_query(e, &format!("user {name:?}")))
-    }
-
-    async fn update_user(
-        &self,
-        name: &str,
-        role: Option<Role>,
-        password_hash: Option<&str>,
-        at: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let done = Stmt::new(
-            "UPDATE users SET role = COALESCE(?, role), password_hash = COALESCE(?, password_hash), updated_at = ? WHERE name = ?",
-        )
-        .bind(role.map(Role::as_str))
-        .bind(password_hash)
-        .bind(to_ms(at))
-        .bind(name)
-        .execute(&self.db)
-        .await?;
-        Ok(done > 0)
-    }
-
-    async fn get_user(&self, name: &str) -> Result<Option<User>, StoreError> {
-        let row = Stmt::new(
-            "SELECT id, name, role, password_hash, created_at, updated_at FROM users WHERE name = ?",
-        )
-        .bind(name)
-        .fetch_optional(&self.db)
-        .await?;
-        row.as_ref().map(user_from_row).transpose()
-    }
-
-    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        let rows = Stmt::new(
-            "SELECT id, name, role, password_hash, created_at, updated_at FROM users ORDER BY name",
-        )
-        .fetch_all(&self.db)
-        .await?;
-        rows.iter().map(user_from_row).collect()
-    }
-
-    async fn create_token(
-        &self,
-        name: &str,
-        role: Role,
-        secret_hash: &str,
-        created_by: &str,
-        at: DateTime<Utc>,
-    ) -> Result<i64, StoreError> {
-        Stmt::new(
-            "INSERT INTO tokens (name, role, secret_hash, created_by, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(name)
-        .bind(role.as_str())
-        .bind(secret_hash)
-        .bind(created_by)
-        .bind(to_ms(at))
-        .id(&self.db)
-        .await
-        .map_err(|e| conflict_or_query(e, &format!("token {name:?}")))
-    }
-
-    async fn token_by_hash(&self, secret_hash: &str) -> Result<Option<Token>, StoreError> {
-        let row = Stmt::new(
-            "SELECT id, name, role, secret_hash, created_by, created_at, revoked_at FROM tokens WHERE secret_hash = ?",
-        )
-        .bind(secret_hash)
-        .fetch_optional(&self.db)
-        .await?;
-        row.as_ref().map(token_from_row).transpose()
-    }
-
-    async fn revoke_token(&self, name: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        let done =
-            Stmt::new("UPDATE tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL")
-                .bind(to_ms(at))
-                .bind(name)
-                .execute(&self.db)
-                .await?;
-        Ok(done > 0)
-    }
-
-    async fn list_tokens(&self) -> Result<Vec<Token>, StoreError> {
-        let rows = Stmt::new(
-            "SELECT id, name, role, secret_hash, created_by, created_at, revoked_at FROM tokens ORDER BY name",
-        )
-        .fetch_all(&self.db)
-        .await?;
-        rows.iter().map(token_from_row).collect()
-    }
-
-    // ---- the central server's tables ----
-
-    async fn insert_events(&self, events: &[EventRecord]) -> Result<Vec<i64>, StoreError> {
-        if events.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut tx = self.db.begin(Begin::Write).await?;
-        let mut ids = Vec::with_capacity(events.len());
-        for event in events {
-            let id: i64 = Stmt::new(
-                "INSERT INTO events (time, node, kind, source_ip, label, payload_json) \
-                 VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-            )
-            .bind(to_ms(event.time))
-            .bind(&event.node)
-            .bind(&event.kind)
-            .bind(event.source_ip.map(|ip| ip.to_string()))
-            .bind(&event.label)
-            .bind(to_json(&event.payload)?)
-            .id_in::<D>(&mut tx)
-            .await?;
-            ids.push(id);
-        }
-        D::commit(tx).await?;
-        Ok(ids)
-    }
-
-    async fn events_after(
-        &self,
-        after: i64,
-        limit: u32,
-    ) -> Result<Vec<(i64, EventRecord)>, StoreError> {
-        let rows = Stmt::new(
-            "SELECT id, time, node, kind, source_ip, label, payload_json FROM events \
-             WHERE id > ? ORDER BY id LIMIT ?",
-        )
-        .bind(after)
-        .bind(i64::from(limit))
-        .fetch_all(&self.db)
-        .await?;
-        rows.iter().map(event_from_row).collect()
-    }
-
-    async fn upsert_agent(&self, agent: &AgentRecord) -> Result<(), StoreError> {
-        Stmt::new(
-            "INSERT INTO agents (id, kind, address, version, started_at, last_seen, processed, \
-             blocked) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, address = excluded.address, \
-             version = excluded.version, started_at = excluded.started_at, \
-             last_seen = excluded.last_seen, processed = excluded.processed, \
-             blocked = excluded.blocked",
-        )
-        .bind(&agent.id)
-        .bind(&agent.kind)
-        .bind(&agent.address)
-        .bind(&agent.version)
-        .bind(to_ms(agent.started_at))
-        .bind(to_ms(agent.last_seen))
-        .bind(u64_to_sql(agent.processed))
-        .bind(u64_to_sql(agent.blocked))
-        .execute(&self.db)
-        .await?;
-        Ok(())
-    }
-
-    async fn list_agents(&self) -> Result<Vec<AgentRecord>, StoreError> {
-        let rows = Stmt::new(
-            "SELECT id, kind, address, version, started_at, last_seen, processed, blocked \
-             FROM agents ORDER BY id",
-        )
-        .and(D::BYTEWISE)
-        .fetch_all(&self.db)
-        .await?;
-        rows.iter().map(agent_from_row).collect()
-    }
-
-    async fn insert_action(&self, action: &ActionRecord) -> Result<i64, StoreError> {
-        let id = Stmt::new(
-            "INSERT INTO actions (time, node, decision_id, action, target, ok, detail) \
-             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(to_ms(action.time))
-        .bind(&action.node)
-        .bind(action.decision_id)
-        .bind(&action.action)
-        .bind(&action.target)
-        .bind(action.ok)
-        .bind(&action.detail)
-        .id(&self.db)
-        .await?;
-        Ok(id)
-    }
-
-    async fn recent_actions(&self, limit: u32) -> Result<Vec<(i64, ActionRecord)>, StoreError> {
-        let rows = Stmt::new(
-            "SELECT id, time, node, decision_id, action, target, ok, detail FROM actions \
-             ORDER BY time DESC, id DESC LIMIT ?",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&self.db)
-        .await?;
-        rows.iter().map(action_from_row).collect()
-    }
-
-    async fn insert_upload(&self, batch: &UploadBatch) -> Result<i64, StoreError> {
-        let id = Stmt::new(
-            "INSERT INTO upload_batches (time, principal, kind, accepted, rejected, errors_json) \
-             VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(to_ms(batch.time))
-        .bind(&batch.principal)
-        .bind(&batch.kind)
-        .bind(u64_to_sql(batch.accepted))
-        .bind(u64_to_sql(batch.rejected))
-        .bind(to_json(&batch.errors)?)
-        .id(&self.db)
-        .await?;
-        Ok(id)
-    }
-
-    async fn recent_uploads(&self, limit: u32) -> Result<Vec<(i64, UploadBatch)>, StoreError> {
-        let rows = Stmt::new(
-            "SELECT id, time, principal, kind, accepted, rejected, errors_json \
-             FROM upload_batches ORDER BY time DESC, id DESC LIMIT ?",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&self.db)
-        .await?;
-        rows.iter().map(upload_from_row).collect()
-    }
-
-    async fn add_whitelist(
-        &self,
-        target: &IpNet,
-        comment: &str,
-        by: &str,
-        at: DateTime<Utc>,
-    ) -> Result<i64, StoreError> {
-        let range = TargetColumns::of(target);
-        Stmt::new(
-            "INSERT INTO whitelist (target, net_family, range_start, range_end, comment, \
-             created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(target.to_string())
-        .bind(i64::from(range.family))
-        .bind(range.start)
-        .bind(range.end)
-        .bind(comment)
-        .bind(by)
-        .bind(to_ms(at))
-        .id(&self.db)
-        .await
-        .map_err(|e| conflict_or_query(e, &format!("whitelist entry {}", target.trunc())))
-    }
-
-    async fn list_whitelist(&self) -> Result<Vec<WhitelistEntry>, StoreError> {
-        let rows = Stmt::new(
-            "SELECT id, target, comment, created_by, created_at FROM whitelist ORDER BY id",
-        )
-        .fetch_all(&self.db)
-        .await?;
-        rows.iter().map(whitelist_from_row).collect()
-    }
-
-    async fn delete_whitelist(&self, id: i64) -> Result<bool, StoreError> {
-        let done = Stmt::new("DELETE FROM whitelist WHERE id = ?")
-            .bind(id)
-            .execute(&self.db)
-            .await?;
-        Ok(done > 0)
     }
 
     async fn query_requests(
@@ -916,44 +647,234 @@ impl<D: Dialect> Store for SqlStore<D> {
         })
     }
 
-    async fn findings_after(
+    async fn purge_requests(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let before = to_ms(before);
+        let mut tx = self.db.begin(Begin::Write).await?;
+        D::lock(&mut tx, Lock::Rollups).await?;
+        purge_rollups::<D>(&mut tx, before).await?;
+        let done = Stmt::new("DELETE FROM request_log WHERE time < ?")
+            .bind(before)
+            .execute_in::<D>(&mut tx)
+            .await?;
+        D::commit(tx).await?;
+        Ok(done)
+    }
+}
+
+#[async_trait]
+impl<D: Dialect> AccountStore for SqlStore<D> {
+    async fn create_user(
+        &self,
+        name: &str,
+        role: Role,
+        password_hash: &str,
+        at: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        Stmt::new(
+            "INSERT INTO users (name, role, password_hash, created_at, updated_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(name)
+        .bind(role.as_str())
+        .bind(password_hash)
+        .bind(to_ms(at))
+        .bind(to_ms(at))
+        .id(&self.db)
+        .await
+        .map_err(|e| conflict_or_query(e, &format!("user {name:?}")))
+    }
+
+    async fn update_user(
+        &self,
+        name: &str,
+        role: Option<Role>,
+        password_hash: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = Stmt::new(
+            "UPDATE users SET role = COALESCE(?, role), password_hash = COALESCE(?, password_hash), updated_at = ? WHERE name = ?",
+        )
+        .bind(role.map(Role::as_str))
+        .bind(password_hash)
+        .bind(to_ms(at))
+        .bind(name)
+        .execute(&self.db)
+        .await?;
+        Ok(done > 0)
+    }
+
+    async fn get_user(&self, name: &str) -> Result<Option<User>, StoreError> {
+        let row = Stmt::new(
+            "SELECT id, name, role, password_hash, created_at, updated_at FROM users WHERE name = ?",
+        )
+        .bind(name)
+        .fetch_optional(&self.db)
+        .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        let rows = Stmt::new(
+            "SELECT id, name, role, password_hash, created_at, updated_at FROM users ORDER BY name",
+        )
+        .fetch_all(&self.db)
+        .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn create_token(
+        &self,
+        name: &str,
+        role: Role,
+        secret_hash: &str,
+        created_by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        Stmt::new(
+            "INSERT INTO tokens (name, role, secret_hash, created_by, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(name)
+        .bind(role.as_str())
+        .bind(secret_hash)
+        .bind(created_by)
+        .bind(to_ms(at))
+        .id(&self.db)
+        .await
+        .map_err(|e| conflict_or_query(e, &format!("token {name:?}")))
+    }
+
+    async fn token_by_hash(&self, secret_hash: &str) -> Result<Option<Token>, StoreError> {
+        let row = Stmt::new(
+            "SELECT id, name, role, secret_hash, created_by, created_at, revoked_at FROM tokens WHERE secret_hash = ?",
+        )
+        .bind(secret_hash)
+        .fetch_optional(&self.db)
+        .await?;
+        row.as_ref().map(token_from_row).transpose()
+    }
+
+    async fn revoke_token(&self, name: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let done =
+            Stmt::new("UPDATE tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL")
+                .bind(to_ms(at))
+                .bind(name)
+                .execute(&self.db)
+                .await?;
+        Ok(done > 0)
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<Token>, StoreError> {
+        let rows = Stmt::new(
+            "SELECT id, name, role, secret_hash, created_by, created_at, revoked_at FROM tokens ORDER BY name",
+        )
+        .fetch_all(&self.db)
+        .await?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    // ---- the central server's tables ----
+}
+
+#[async_trait]
+impl<D: Dialect> FleetRegistry for SqlStore<D> {
+    async fn insert_events(&self, events: &[EventRecord]) -> Result<Vec<i64>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.db.begin(Begin::Write).await?;
+        let mut ids = Vec::with_capacity(events.len());
+        for event in events {
+            let id: i64 = Stmt::new(
+                "INSERT INTO events (time, node, kind, source_ip, label, payload_json) \
+                 VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+            )
+            .bind(to_ms(event.time))
+            .bind(&event.node)
+            .bind(&event.kind)
+            .bind(event.source_ip.map(|ip| ip.to_string()))
+            .bind(&event.label)
+            .bind(to_json(&event.payload)?)
+            .id_in::<D>(&mut tx)
+            .await?;
+            ids.push(id);
+        }
+        D::commit(tx).await?;
+        Ok(ids)
+    }
+
+    async fn events_after(
         &self,
         after: i64,
         limit: u32,
-    ) -> Result<Vec<StoredFinding>, StoreError> {
-        let rows = Stmt::new(concat!(
-            "SELECT ",
-            finding_columns!(),
-            " FROM findings WHERE id > ? ORDER BY id LIMIT ?"
-        ))
+    ) -> Result<Vec<(i64, EventRecord)>, StoreError> {
+        let rows = Stmt::new(
+            "SELECT id, time, node, kind, source_ip, label, payload_json FROM events \
+             WHERE id > ? ORDER BY id LIMIT ?",
+        )
         .bind(after)
         .bind(i64::from(limit))
         .fetch_all(&self.db)
         .await?;
-        rows.iter().map(finding_from_row).collect()
+        rows.iter().map(event_from_row).collect()
     }
 
-    async fn blocked_ips(
-        &self,
-        now: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<BlockedIp>, StoreError> {
-        // A decision with several findings joins once per finding: bans are
-        // counted by distinct id; MIN, MAX and AVG are unaffected.
-        let rows = Stmt::new(
-            "SELECT d.target AS target, MIN(d.at) AS first_seen, MAX(d.at) AS last_blocked, \
-             COUNT(DISTINCT d.id) AS bans, COALESCE(AVG(f.score), 0.0) AS avg_score, \
-             MAX(CASE WHEN d.revoked_at IS NULL AND (d.until IS NULL OR d.until > ?) \
-             THEN 1 ELSE 0 END) = 1 AS active \
-             FROM decisions d LEFT JOIN findings f ON f.decision_id = d.id \
-             WHERE d.action = 'ban' AND NOT d.dry_run \
-             GROUP BY d.target ORDER BY MAX(d.at) DESC, MAX(d.id) DESC LIMIT ?",
+    async fn upsert_agent(&self, agent: &AgentRecord) -> Result<(), StoreError> {
+        Stmt::new(
+            "INSERT INTO agents (id, kind, address, version, started_at, last_seen, processed, \
+             blocked) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, address = excluded.address, \
+             version = excluded.version, started_at = excluded.started_at, \
+             last_seen = excluded.last_seen, processed = excluded.processed, \
+             blocked = excluded.blocked",
         )
-        .bind(to_ms(now))
+        .bind(&agent.id)
+        .bind(&agent.kind)
+        .bind(&agent.address)
+        .bind(&agent.version)
+        .bind(to_ms(agent.started_at))
+        .bind(to_ms(agent.last_seen))
+        .bind(u64_to_sql(agent.processed))
+        .bind(u64_to_sql(agent.blocked))
+        .execute(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_agents(&self) -> Result<Vec<AgentRecord>, StoreError> {
+        let rows = Stmt::new(
+            "SELECT id, kind, address, version, started_at, last_seen, processed, blocked \
+             FROM agents ORDER BY id",
+        )
+        .and(D::BYTEWISE)
+        .fetch_all(&self.db)
+        .await?;
+        rows.iter().map(agent_from_row).collect()
+    }
+
+    async fn insert_upload(&self, batch: &UploadBatch) -> Result<i64, StoreError> {
+        let id = Stmt::new(
+            "INSERT INTO upload_batches (time, principal, kind, accepted, rejected, errors_json) \
+             VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(to_ms(batch.time))
+        .bind(&batch.principal)
+        .bind(&batch.kind)
+        .bind(u64_to_sql(batch.accepted))
+        .bind(u64_to_sql(batch.rejected))
+        .bind(to_json(&batch.errors)?)
+        .id(&self.db)
+        .await?;
+        Ok(id)
+    }
+
+    async fn recent_uploads(&self, limit: u32) -> Result<Vec<(i64, UploadBatch)>, StoreError> {
+        let rows = Stmt::new(
+            "SELECT id, time, principal, kind, accepted, rejected, errors_json \
+             FROM upload_batches ORDER BY time DESC, id DESC LIMIT ?",
+        )
         .bind(i64::from(limit))
         .fetch_all(&self.db)
         .await?;
-        rows.iter().map(blocked_ip_from_row).collect()
+        rows.iter().map(upload_from_row).collect()
     }
 
     async fn purge_events(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
@@ -962,7 +883,6 @@ impl<D: Dialect> Store for SqlStore<D> {
         let mut purged = 0;
         for sql in [
             "DELETE FROM events WHERE time < ?",
-            "DELETE FROM actions WHERE time < ?",
             "DELETE FROM upload_batches WHERE time < ?",
         ] {
             purged += Stmt::new(sql).bind(before).execute_in::<D>(&mut tx).await?;
@@ -970,6 +890,149 @@ impl<D: Dialect> Store for SqlStore<D> {
         D::commit(tx).await?;
         Ok(purged)
     }
+}
+
+#[async_trait]
+impl<D: Dialect> ActionLog for SqlStore<D> {
+    async fn insert_action(&self, action: &ActionRecord) -> Result<i64, StoreError> {
+        let id = Stmt::new(
+            "INSERT INTO actions (time, node, decision_id, action, target, ok, detail) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(to_ms(action.time))
+        .bind(&action.node)
+        .bind(action.decision_id)
+        .bind(&action.action)
+        .bind(&action.target)
+        .bind(action.ok)
+        .bind(&action.detail)
+        .id(&self.db)
+        .await?;
+        Ok(id)
+    }
+
+    async fn recent_actions(&self, limit: u32) -> Result<Vec<(i64, ActionRecord)>, StoreError> {
+        let rows = Stmt::new(
+            "SELECT id, time, node, decision_id, action, target, ok, detail FROM actions \
+             ORDER BY time DESC, id DESC LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.db)
+        .await?;
+        rows.iter().map(action_from_row).collect()
+    }
+
+    async fn actions_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, ActionRecord)>, StoreError> {
+        let rows = Stmt::new(
+            "SELECT id, time, node, decision_id, action, target, ok, detail FROM actions \
+             WHERE id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.db)
+        .await?;
+        rows.iter().map(action_from_row).collect()
+    }
+
+    async fn purge_actions(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        Ok(Stmt::new("DELETE FROM actions WHERE time < ?")
+            .bind(to_ms(before))
+            .execute(&self.db)
+            .await?)
+    }
+}
+
+#[async_trait]
+impl<D: Dialect> WhitelistStore for SqlStore<D> {
+    async fn add_whitelist(
+        &self,
+        target: &IpNet,
+        comment: &str,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        let range = TargetColumns::of(target);
+        Stmt::new(
+            "INSERT INTO whitelist (target, net_family, range_start, range_end, comment, \
+             created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(target.to_string())
+        .bind(i64::from(range.family))
+        .bind(range.start)
+        .bind(range.end)
+        .bind(comment)
+        .bind(by)
+        .bind(to_ms(at))
+        .id(&self.db)
+        .await
+        .map_err(|e| conflict_or_query(e, &format!("whitelist entry {}", target.trunc())))
+    }
+
+    async fn list_whitelist(&self) -> Result<Vec<WhitelistEntry>, StoreError> {
+        let rows = Stmt::new(
+            "SELECT id, target, comment, created_by, created_at FROM whitelist ORDER BY id",
+        )
+        .fetch_all(&self.db)
+        .await?;
+        rows.iter().map(whitelist_from_row).collect()
+    }
+
+    async fn delete_whitelist(&self, id: i64) -> Result<bool, StoreError> {
+        let done = Stmt::new("DELETE FROM whitelist WHERE id = ?")
+            .bind(id)
+            .execute(&self.db)
+            .await?;
+        Ok(done > 0)
+    }
+}
+
+/// Stores a decision (and its findings), `remote_id` when it was made
+/// elsewhere in the fleet, with its `Added` change.
+async fn store_decision<D: Dialect>(
+    db: &D,
+    decision: &Decision,
+    remote_id: Option<i64>,
+) -> Result<i64, StoreError> {
+    let row = TargetColumns::of(&decision.target);
+    let findings_json = to_json(&decision.findings)?;
+    let at = to_ms(decision.at);
+
+    let mut tx = db.begin(Begin::Write).await?;
+    let id: i64 = Stmt::new(
+        "INSERT INTO decisions (action, target, net_family, range_start, range_end, at, \
+         until, reason, origin_kind, origin_name, dry_run, escalation, findings_json, \
+         remote_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(decision.action.as_str())
+    .bind(decision.target.to_string())
+    .bind(i64::from(row.family))
+    .bind(row.start)
+    .bind(row.end)
+    .bind(at)
+    .bind(decision.until.map(to_ms))
+    .bind(&decision.reason)
+    .bind(decision.origin.kind())
+    .bind(decision.origin.name())
+    .bind(decision.dry_run)
+    .bind(i64::from(decision.escalation))
+    .bind(findings_json)
+    .bind(remote_id)
+    .id_in::<D>(&mut tx)
+    .await?;
+
+    for finding in &decision.findings {
+        finding_insert(finding, Some(id), None)?
+            .id_in::<D>(&mut tx)
+            .await?;
+    }
+    D::lock(&mut tx, Lock::ChangeLog).await?;
+    append_change::<D>(&mut tx, id, ChangeKind::Added, at).await?;
+    D::commit(tx).await?;
+    Ok(id)
 }
 
 async fn insert_request_rows<D: Dialect>(
@@ -1419,6 +1482,7 @@ fn decision_from_row(row: &impl SqlRow) -> Result<StoredDecision, StoreError> {
         decision,
         revoked_at: opt_from_ms(DECISIONS, "revoked_at", get(row, DECISIONS, "revoked_at")?)?,
         revoked_by: get(row, DECISIONS, "revoked_by")?,
+        remote_id: get(row, DECISIONS, "remote_id")?,
     })
 }
 
