@@ -13,17 +13,22 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
+use rampart_core::Position;
+
 use crate::SkipReason;
+use crate::parse::{LineParser, ParseOptions, ParserRules, parse_program_message};
+use crate::source::{Lines, Progress, Source, SourceError};
 
 /// Lines buffered between the reader thread and the owner. When full, the
 /// reader blocks and so does journalctl (backpressure, nothing dropped).
@@ -349,6 +354,166 @@ impl Drop for JournalFollower {
     }
 }
 
+/// The journal as a [`Source`]: journalctl followed, restarted with
+/// backoff when it stops (from the last cursor read, so nothing is lost or
+/// repeated), its JSON lines handed out as they are. The position saved is
+/// the cursor of the last entry read.
+pub struct JournalSource {
+    name: Arc<str>,
+    program: PathBuf,
+    matches: Vec<String>,
+    from_start: bool,
+    cursor: Option<String>,
+    follower: Option<JournalFollower>,
+    backoff: Duration,
+    restart_at: Option<Instant>,
+}
+
+impl JournalSource {
+    /// Follows the journal for source `name` with `program` (journalctl)
+    /// and `matches`, resuming after `cursor` when there is one, else from
+    /// the start (`from_start`) or from now.
+    pub fn new(
+        name: Arc<str>,
+        program: PathBuf,
+        matches: Vec<String>,
+        from_start: bool,
+        cursor: Option<String>,
+    ) -> Self {
+        Self {
+            name,
+            program,
+            matches,
+            from_start,
+            cursor,
+            follower: None,
+            backoff: Duration::from_secs(1),
+            restart_at: None,
+        }
+    }
+
+    fn stopped(&mut self, why: String) -> SourceError {
+        self.follower = None;
+        self.restart_at = Some(Instant::now() + self.backoff);
+        self.backoff = (self.backoff * 2).min(Duration::from_secs(60));
+        SourceError::Stopped(why)
+    }
+}
+
+impl Source for JournalSource {
+    fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    fn read(&mut self, lines: &mut Lines, max_bytes: usize) -> Result<Progress, SourceError> {
+        if self.follower.is_none() {
+            if self.restart_at.is_some_and(|at| Instant::now() < at) {
+                return Ok(Progress::CaughtUp);
+            }
+            match JournalFollower::spawn(
+                &self.program,
+                &self.matches,
+                self.cursor.as_deref(),
+                self.from_start,
+            ) {
+                Ok(f) => self.follower = Some(f),
+                Err(source) => {
+                    let what = format!("cannot start {}", self.program.display());
+                    let _ = self.stopped(String::new());
+                    return Err(SourceError::Io { what, source });
+                }
+            }
+        }
+        let Some(follower) = self.follower.as_mut() else {
+            return Ok(Progress::CaughtUp);
+        };
+        let mut bytes = 0;
+        while bytes < max_bytes {
+            let batch = follower.try_recv_batch(1024);
+            if batch.is_empty() {
+                break;
+            }
+            for line in batch {
+                if let Some(cursor) = entry_cursor(&line) {
+                    self.cursor = Some(cursor.to_owned());
+                }
+                bytes += line.len();
+                lines.push(&line);
+            }
+        }
+        if bytes > 0 {
+            self.backoff = Duration::from_secs(1);
+            return Ok(if bytes >= max_bytes {
+                Progress::More
+            } else {
+                Progress::CaughtUp
+            });
+        }
+        if follower.is_finished() {
+            let why = format!(
+                "journalctl exited{}; restarting",
+                follower
+                    .last_stderr_line()
+                    .map(|l| format!(": {l}"))
+                    .unwrap_or_default()
+            );
+            return Err(self.stopped(why));
+        }
+        Ok(Progress::CaughtUp)
+    }
+
+    fn position(&self) -> Option<Position> {
+        self.cursor.clone().map(|cursor| Position {
+            source: self.name.to_string(),
+            path: "journal".to_owned(),
+            dev: 0,
+            inode: 0,
+            offset: 0,
+            fingerprint: None,
+            cursor: Some(cursor),
+        })
+    }
+}
+
+/// The `__CURSOR` of a `journalctl --output=json` line, found without
+/// parsing the whole entry (cursors hold no quotes or escapes).
+pub fn entry_cursor(line: &[u8]) -> Option<&str> {
+    const KEY: &[u8] = b"\"__CURSOR\":\"";
+    let start = memchr::memmem::find(line, KEY)? + KEY.len();
+    let len = memchr::memchr2(b'"', b'\\', &line[start..])?;
+    if line.get(start + len) != Some(&b'"') {
+        return None;
+    }
+    std::str::from_utf8(&line[start..start + len]).ok()
+}
+
+/// Journal lines as events: each JSON entry's program and message through
+/// the syslog parsers' rules, at the time journald received it.
+pub struct JournalParser {
+    rules: ParserRules,
+    opts: ParseOptions,
+}
+
+impl JournalParser {
+    /// A parser with `rules` (the syslog parsers are used) and `opts`.
+    pub fn new(rules: ParserRules, opts: ParseOptions) -> Self {
+        Self { rules, opts }
+    }
+}
+
+impl LineParser for JournalParser {
+    fn parse(&mut self, line: &[u8]) -> Result<rampart_core::Event, SkipReason> {
+        let entry = parse_journal_entry(line)?;
+        parse_program_message(
+            &self.rules,
+            &self.opts,
+            entry.time,
+            &entry.identifier,
+            &entry.message,
+        )
+    }
+}
+
 fn journalctl_args(matches: &[String], cursor: Option<&str>, from_start: bool) -> Vec<String> {
     let mut args = vec![
         "--follow".to_owned(),
@@ -465,6 +630,15 @@ fn kill_and_reap(child: &mut Child) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cursor_is_found_without_parsing_the_entry() {
+        let line = br#"{"__CURSOR":"s=1a;i=2f;b=9c;m=7;t=5f;x=aa","__REALTIME_TIMESTAMP":"1","MESSAGE":"x"}"#;
+        assert_eq!(entry_cursor(line), Some("s=1a;i=2f;b=9c;m=7;t=5f;x=aa"));
+        assert_eq!(entry_cursor(br#"{"MESSAGE":"__CURSOR"}"#), None);
+        assert_eq!(entry_cursor(br#"{"__CURSOR":"unterminated"#), None);
+        assert_eq!(entry_cursor(b"garbage"), None);
+    }
 
     #[test]
     fn args_start_at_end_by_default() {

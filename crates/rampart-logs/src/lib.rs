@@ -1,13 +1,22 @@
 //! rampart's log sources and parsers.
 //!
+//! [`source`] is the one [`Source`] trait and the two ways of running a
+//! source (streaming, read-once) through the one line → event loop.
 //! [`tail`] follows files (rotation-safe, resumable), [`journal`] follows
-//! the systemd journal, and [`parse`] turns each line into an
+//! the systemd journal, [`read`] reads a file, standard input or a
+//! compressed log once, and [`parse`] turns each line into an
 //! [`rampart_core::Event`] or a counted [`SkipReason`]. Parser patterns are
 //! data ([`parse::ParserRules`], loaded from `rules/parsers/*.toml`).
+//! [`clock`] keeps event times from jumping.
 
+pub mod clock;
 pub mod journal;
 pub mod parse;
+pub mod read;
+pub mod source;
 pub mod tail;
+
+pub use source::{Batch, LineCounts, Lines, Progress, Source, SourceError};
 
 /// Why a line produced no event. Every skipped line is counted by reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -22,8 +22,12 @@ use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use rampart_core::Position;
 use serde::{Deserialize, Serialize};
+
+use crate::source::{Lines, Progress, Source, SourceError};
 
 /// Bytes read per `pread`.
 const CHUNK_BYTES: usize = 64 * 1024;
@@ -660,6 +664,78 @@ fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         }
     }
     Ok(filled)
+}
+
+/// A followed file as a [`Source`]: a [`Tailer`] whose lines go into
+/// [`Lines`], and whose position is saved under the source's name and the
+/// path.
+pub struct FileSource {
+    name: Arc<str>,
+    key: String,
+    tailer: Tailer,
+    buf: Vec<TailLine>,
+}
+
+impl FileSource {
+    /// Follows `path` for source `name`, resuming from `saved` (see
+    /// [`Tailer::new`]).
+    pub fn new(name: Arc<str>, path: PathBuf, opts: TailOptions, saved: Option<&Position>) -> Self {
+        let key = path.display().to_string();
+        let saved = saved.map(|p| FilePosition {
+            dev: p.dev,
+            inode: p.inode,
+            offset: p.offset,
+            fingerprint: p.fingerprint,
+        });
+        Self {
+            name,
+            key,
+            tailer: Tailer::new(path, opts, saved),
+            buf: Vec::new(),
+        }
+    }
+
+    /// The key its position is saved under (the path as text).
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+impl Source for FileSource {
+    fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    fn read(&mut self, lines: &mut Lines, max_bytes: usize) -> Result<Progress, SourceError> {
+        let result = self.tailer.poll_bounded(&mut self.buf, max_bytes);
+        for line in self.buf.drain(..) {
+            if line.too_long {
+                lines.push_too_long();
+            } else {
+                lines.push(&line.bytes);
+            }
+        }
+        match result {
+            Ok(true) => Ok(Progress::CaughtUp),
+            Ok(false) => Ok(Progress::More),
+            Err(source) => Err(SourceError::Io {
+                what: self.key.clone(),
+                source,
+            }),
+        }
+    }
+
+    fn position(&self) -> Option<Position> {
+        self.tailer.position().map(|p| Position {
+            source: self.name.to_string(),
+            path: self.key.clone(),
+            dev: p.dev,
+            inode: p.inode,
+            offset: p.offset,
+            fingerprint: p.fingerprint,
+            cursor: None,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -289,15 +289,22 @@ async fn retention(state: Arc<AppState>) {
             .purge_findings(now - r.findings.to_chrono())
             .await;
         let events = state.store.purge_events(now - r.events.to_chrono()).await;
-        match (requests, findings, events) {
-            (Ok(a), Ok(b), Ok(c)) => {
-                if a + b + c > 0 {
-                    tracing::info!(requests = a, findings = b, events = c, "retention: deleted");
+        let actions = state.store.purge_actions(now - r.events.to_chrono()).await;
+        match (requests, findings, events, actions) {
+            (Ok(a), Ok(b), Ok(c), Ok(d)) => {
+                if a + b + c + d > 0 {
+                    tracing::info!(
+                        requests = a,
+                        findings = b,
+                        events = c,
+                        actions = d,
+                        "retention: deleted"
+                    );
                 }
             }
-            (a, b, c) => {
+            (a, b, c, d) => {
                 state.metrics.store_errors.inc();
-                tracing::error!(?a, ?b, ?c, "retention failed");
+                tracing::error!(?a, ?b, ?c, ?d, "retention failed");
             }
         }
     }

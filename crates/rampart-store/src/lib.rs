@@ -9,7 +9,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ipnet::IpNet;
-pub use rampart_core::ChangeKind;
+pub use rampart_core::{ChangeKind, Position};
 use rampart_core::{Decision, Finding};
 use rampart_core::{Prediction, RequestRecord};
 use serde::{Deserialize, Serialize};
@@ -107,25 +107,6 @@ pub struct DecisionQuery {
     pub dry_run: Option<bool>,
     /// At most this many, newest first. `None`: all.
     pub limit: Option<u32>,
-}
-
-/// Where a followed file (or journal) was left.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Position {
-    /// The source's configured name.
-    pub source: String,
-    /// The path followed (or `journal` for journald).
-    pub path: String,
-    /// Device of the file the offset is in.
-    pub dev: u64,
-    /// Inode of the file the offset is in.
-    pub inode: u64,
-    /// Bytes of that file already delivered (whole lines only).
-    pub offset: u64,
-    /// A hash of the file's first bytes, to notice a different file with a reused inode.
-    pub fingerprint: Option<u64>,
-    /// The journal cursor, for journald sources.
-    pub cursor: Option<String>,
 }
 
 /// A finding as stored.

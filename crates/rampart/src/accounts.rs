@@ -174,20 +174,20 @@ pub fn run_user(args: UserArgs) -> anyhow::Result<ExitCode> {
                 }
                 let hash = hash.context("no password")?;
                 store.create_user(&name, role, &hash, now).await?;
-                println!("user {name} added ({})", role.as_str());
+                outln!("user {name} added ({})", role.as_str());
             }
             UserCommand::Passwd { name, role, .. } => {
                 if !store.update_user(&name, role, hash.as_deref(), now).await? {
                     bail!("no user {name:?}");
                 }
-                println!("user {name} updated");
+                outln!("user {name} updated");
             }
             UserCommand::List { json } => {
                 for user in store.list_users().await? {
                     if json {
-                        println!("{}", serde_json::to_string(&user)?);
+                        outln!("{}", serde_json::to_string(&user)?);
                     } else {
-                        println!(
+                        outln!(
                             "{:<20} {:<9} created {}",
                             user.name,
                             user.role.as_str(),
@@ -212,20 +212,20 @@ pub fn run_token(args: TokenArgs) -> anyhow::Result<ExitCode> {
                     "token {name} created ({}); it is shown once:",
                     role.as_str()
                 );
-                println!("{token}");
+                outln!("{token}");
             }
             TokenCommand::Revoke { name } => {
                 if !store.revoke_token(&name, now).await? {
                     bail!("no active token {name:?}");
                 }
-                println!("token {name} revoked");
+                outln!("token {name} revoked");
             }
             TokenCommand::List { json } => {
                 for token in store.list_tokens().await? {
                     if json {
-                        println!("{}", serde_json::to_string(&token)?);
+                        outln!("{}", serde_json::to_string(&token)?);
                     } else {
-                        println!(
+                        outln!(
                             "{:<20} {:<9} by {:<12} created {} {}",
                             token.name,
                             token.role.as_str(),

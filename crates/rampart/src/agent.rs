@@ -13,7 +13,7 @@
 //! and stored, so a restart neither loses nor repeats a line's effect.
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,31 +24,21 @@ use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 use rampart_act::Firewall;
 use rampart_config::{Config, SourceConfig, SourceType};
-use rampart_core::{Action, Decision, Event, Level, Origin, Whitelist};
+use rampart_core::{Action, Decision, Level, Origin, Whitelist};
 use rampart_detect::{Detector, Outcome, Policy};
-use rampart_logs::parse::{
-    LineParser, ParseOptions, ParserRules, build_parser, parse_program_message,
-};
-use rampart_logs::tail::{FilePosition, TailOptions, Tailer};
+use rampart_logs::clock::ClockGuard;
+use rampart_logs::journal::{JournalParser, JournalSource};
+use rampart_logs::parse::{LineParser, ParseOptions, ParserRules, build_parser};
+use rampart_logs::tail::{FileSource, TailOptions};
+use rampart_logs::{Batch, Source};
 use rampart_store::{ChangeKind, DecisionQuery, Position, Store};
 use tokio::sync::mpsc;
 
 use crate::metrics::{DecisionLabel, Metrics, OpLabel, ScenarioLabel};
 use crate::rules::{self, Rules};
-use crate::stream::{ClockGuard, LineCounts};
 
 /// How often the enforcer reads the change log.
 const FOLLOW_EVERY: Duration = Duration::from_millis(500);
-/// Bytes read from one file before its lines are handed on.
-const BATCH_BYTES: usize = 1 << 20;
-
-/// Lines of one source turned into events, and where the source stands after them.
-struct Batch {
-    source: Arc<str>,
-    events: Vec<Event>,
-    counts: LineCounts,
-    position: Option<Position>,
-}
 
 /// What the enforcer tells detection.
 enum Control {
@@ -294,257 +284,58 @@ fn start_source(
         reference: Utc::now(),
         keep_raw: true,
     };
-    let mut handles = Vec::new();
+    // (thread name, source, its parser)
+    type Run = (String, Box<dyn Source>, Box<dyn LineParser>);
+    let mut runs: Vec<Run> = Vec::new();
     match source.kind {
         SourceType::File => {
             for path in &source.paths {
                 let parser = build_parser(source.format, rules, source.json.as_ref(), opts.clone())
                     .map_err(|e| anyhow::anyhow!("source {}: {e}", source.name))?;
                 let key = path.display().to_string();
-                let position = saved.iter().find(|p| p.path == key).map(|p| FilePosition {
-                    dev: p.dev,
-                    inode: p.inode,
-                    offset: p.offset,
-                    fingerprint: p.fingerprint,
-                });
-                let tail = TailThread {
-                    source: Arc::clone(&name),
-                    path: path.clone(),
-                    tailer: Tailer::new(
-                        path.clone(),
-                        TailOptions {
-                            from_start: source.from_start,
-                            max_line_bytes: source.max_line_bytes,
-                        },
-                        position,
-                    ),
-                    parser,
-                    poll: source.poll_interval.0,
-                    tx: tx.clone(),
-                    stop: Arc::clone(stop),
-                    metrics: Arc::clone(metrics),
-                };
-                handles.push(
-                    std::thread::Builder::new()
-                        .name(format!("tail {}", path.display()))
-                        .spawn(move || tail.run())?,
+                let file = FileSource::new(
+                    Arc::clone(&name),
+                    path.clone(),
+                    TailOptions {
+                        from_start: source.from_start,
+                        max_line_bytes: source.max_line_bytes,
+                    },
+                    saved.iter().find(|p| p.path == key),
                 );
+                runs.push((format!("tail {key}"), Box::new(file), parser));
             }
         }
         SourceType::Journald => {
-            let journal = JournalThread {
-                source: Arc::clone(&name),
-                program: source.journalctl.clone(),
-                matches: source.journal_matches.clone(),
-                cursor: saved.iter().find_map(|p| p.cursor.clone()),
-                from_start: source.from_start,
-                rules: rules.clone(),
-                opts,
-                tx: tx.clone(),
-                stop: Arc::clone(stop),
-                metrics: Arc::clone(metrics),
-            };
-            handles.push(
-                std::thread::Builder::new()
-                    .name(format!("journal {}", source.name))
-                    .spawn(move || journal.run())?,
+            let journal = JournalSource::new(
+                Arc::clone(&name),
+                source.journalctl.clone(),
+                source.journal_matches.clone(),
+                source.from_start,
+                saved.iter().find_map(|p| p.cursor.clone()),
             );
+            let parser = JournalParser::new(rules.clone(), opts);
+            runs.push((
+                format!("journal {}", source.name),
+                Box::new(journal),
+                Box::new(parser),
+            ));
         }
+    }
+    let mut handles = Vec::new();
+    for (thread, run, parser) in runs {
+        let tx = tx.clone();
+        let stop = Arc::clone(stop);
+        let metrics = Arc::clone(metrics);
+        let poll = source.poll_interval.0;
+        handles.push(std::thread::Builder::new().name(thread).spawn(move || {
+            let name = Arc::clone(run.name());
+            rampart_logs::source::follow(run, parser, poll, tx, &stop, |error| {
+                tracing::warn!(source = %name, %error, "cannot read the source");
+                metrics.source_error(&name);
+            });
+        })?);
     }
     Ok(handles)
-}
-
-/// Sleeps up to `total`, waking early when `stop` is set.
-fn nap(total: Duration, stop: &AtomicBool) {
-    let step = Duration::from_millis(50);
-    let mut left = total;
-    while !left.is_zero() && !stop.load(Ordering::Relaxed) {
-        let d = left.min(step);
-        std::thread::sleep(d);
-        left -= d;
-    }
-}
-
-struct TailThread {
-    source: Arc<str>,
-    path: PathBuf,
-    tailer: Tailer,
-    parser: Box<dyn LineParser>,
-    poll: Duration,
-    tx: mpsc::Sender<Batch>,
-    stop: Arc<AtomicBool>,
-    metrics: Arc<Metrics>,
-}
-
-impl TailThread {
-    fn run(mut self) {
-        let mut lines = Vec::new();
-        let mut last_error: Option<String> = None;
-        while !self.stop.load(Ordering::Relaxed) {
-            let caught_up = match self.tailer.poll_bounded(&mut lines, BATCH_BYTES) {
-                Ok(caught_up) => {
-                    last_error = None;
-                    caught_up
-                }
-                Err(e) => {
-                    let text = e.to_string();
-                    if last_error.as_deref() != Some(&text) {
-                        tracing::warn!(path = %self.path.display(), error = %e, "cannot read log file");
-                    }
-                    last_error = Some(text);
-                    self.metrics.source_error(&self.source);
-                    true
-                }
-            };
-            if !lines.is_empty() {
-                let mut counts = LineCounts::default();
-                let mut events = Vec::with_capacity(lines.len());
-                for line in lines.drain(..) {
-                    counts.lines += 1;
-                    if line.too_long {
-                        counts.skip(rampart_logs::SkipReason::TooLong);
-                        continue;
-                    }
-                    match self.parser.parse(&line.bytes) {
-                        Ok(ev) => {
-                            counts.events += 1;
-                            events.push(ev);
-                        }
-                        Err(reason) => counts.skip(reason),
-                    }
-                }
-                let position = self.tailer.position().map(|p| Position {
-                    source: self.source.to_string(),
-                    path: self.path.display().to_string(),
-                    dev: p.dev,
-                    inode: p.inode,
-                    offset: p.offset,
-                    fingerprint: p.fingerprint,
-                    cursor: None,
-                });
-                let batch = Batch {
-                    source: Arc::clone(&self.source),
-                    events,
-                    counts,
-                    position,
-                };
-                if self.tx.blocking_send(batch).is_err() {
-                    return;
-                }
-            }
-            if caught_up {
-                nap(self.poll, &self.stop);
-            }
-        }
-    }
-}
-
-struct JournalThread {
-    source: Arc<str>,
-    program: PathBuf,
-    matches: Vec<String>,
-    cursor: Option<String>,
-    from_start: bool,
-    rules: ParserRules,
-    opts: ParseOptions,
-    tx: mpsc::Sender<Batch>,
-    stop: Arc<AtomicBool>,
-    metrics: Arc<Metrics>,
-}
-
-impl JournalThread {
-    fn run(mut self) {
-        let mut backoff = Duration::from_secs(1);
-        while !self.stop.load(Ordering::Relaxed) {
-            let mut follower = match rampart_logs::journal::JournalFollower::spawn(
-                &self.program,
-                &self.matches,
-                self.cursor.as_deref(),
-                self.from_start,
-            ) {
-                Ok(f) => f,
-                Err(e) => {
-                    tracing::error!(program = %self.program.display(), error = %e, "cannot start journalctl");
-                    self.count_error();
-                    nap(backoff, &self.stop);
-                    backoff = (backoff * 2).min(Duration::from_secs(60));
-                    continue;
-                }
-            };
-            while !self.stop.load(Ordering::Relaxed) {
-                let lines = follower.try_recv_batch(1024);
-                if lines.is_empty() {
-                    if follower.is_finished() {
-                        break;
-                    }
-                    nap(Duration::from_millis(200), &self.stop);
-                    continue;
-                }
-                backoff = Duration::from_secs(1);
-                if !self.deliver(lines) {
-                    return;
-                }
-            }
-            if !self.stop.load(Ordering::Relaxed) {
-                tracing::warn!(
-                    stderr = follower.last_stderr_line().unwrap_or_default(),
-                    "journalctl exited; restarting"
-                );
-                self.count_error();
-                nap(backoff, &self.stop);
-            }
-        }
-    }
-
-    fn count_error(&self) {
-        self.metrics.source_error(&self.source);
-    }
-
-    fn deliver(&mut self, lines: Vec<Vec<u8>>) -> bool {
-        let mut counts = LineCounts::default();
-        let mut events = Vec::new();
-        for line in lines {
-            counts.lines += 1;
-            let entry = match rampart_logs::journal::parse_journal_entry(&line) {
-                Ok(e) => e,
-                Err(reason) => {
-                    counts.skip(reason);
-                    continue;
-                }
-            };
-            self.cursor = Some(entry.cursor.clone());
-            match parse_program_message(
-                &self.rules,
-                &self.opts,
-                entry.time,
-                &entry.identifier,
-                &entry.message,
-            ) {
-                Ok(ev) => {
-                    counts.events += 1;
-                    events.push(ev);
-                }
-                Err(reason) => counts.skip(reason),
-            }
-        }
-        let position = self.cursor.clone().map(|cursor| Position {
-            source: self.source.to_string(),
-            path: "journal".to_owned(),
-            dev: 0,
-            inode: 0,
-            offset: 0,
-            fingerprint: None,
-            cursor: Some(cursor),
-        });
-        self.tx
-            .blocking_send(Batch {
-                source: Arc::clone(&self.source),
-                events,
-                counts,
-                position,
-            })
-            .is_ok()
-    }
 }
 
 /// Detection: events in, decisions stored.

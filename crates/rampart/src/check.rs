@@ -43,7 +43,7 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
             config.as_ref().map_or(0, |c| c.sources.len()),
             rules.as_ref().map_or(0, |r| r.scenarios.scenarios.len()),
         );
-        println!(
+        outln!(
             "{}: ok ({sources} sources, {scenarios} scenarios)",
             path.display()
         );

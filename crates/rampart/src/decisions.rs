@@ -109,12 +109,12 @@ pub fn run(args: DecisionsArgs) -> anyhow::Result<ExitCode> {
                         value["revoked_at"] = serde_json::json!(row.revoked_at);
                         value["revoked_by"] = serde_json::json!(row.revoked_by);
                         value["active"] = serde_json::json!(row.is_active(now));
-                        println!("{value}");
+                        outln!("{value}");
                     }
                 } else if rows.is_empty() {
-                    println!("no {}decisions", if all { "" } else { "active " });
+                    outln!("no {}decisions", if all { "" } else { "active " });
                 } else {
-                    println!("{:>6}  {:<39} {:<6} {:<22} {:<20} {:<8} reason", "id", "target", "action", "origin", "until", "state");
+                    outln!("{:>6}  {:<39} {:<6} {:<22} {:<20} {:<8} reason", "id", "target", "action", "origin", "until", "state");
                     for row in &rows {
                         let d = &row.decision;
                         let state = if row.revoked_at.is_some() {
@@ -126,7 +126,7 @@ pub fn run(args: DecisionsArgs) -> anyhow::Result<ExitCode> {
                         } else {
                             "expired"
                         };
-                        println!(
+                        outln!(
                             "{:>6}  {:<39} {:<6} {:<22} {:<20} {:<8} {}",
                             row.id,
                             rampart_core::addr::display_net(&d.target),
@@ -161,7 +161,7 @@ pub fn run(args: DecisionsArgs) -> anyhow::Result<ExitCode> {
                     findings: Vec::new(),
                 };
                 let id = store.insert_decision(&decision).await?;
-                println!(
+                outln!(
                     "banned {} for {duration} (decision {id}){}",
                     rampart_core::addr::display_net(&target),
                     if dry_run { ", dry run" } else { "" }
@@ -171,9 +171,9 @@ pub fn run(args: DecisionsArgs) -> anyhow::Result<ExitCode> {
                 let target = if all { None } else { ip.as_deref().map(parse_net).transpose()? };
                 let lifted = store.revoke(target.as_ref(), &operator(), now).await?;
                 match (lifted.len(), target) {
-                    (0, Some(t)) => println!("no active ban on {}", rampart_core::addr::display_net(&t)),
-                    (0, None) => println!("no active bans"),
-                    (n, _) => println!("lifted {n} ban{}", if n == 1 { "" } else { "s" }),
+                    (0, Some(t)) => outln!("no active ban on {}", rampart_core::addr::display_net(&t)),
+                    (0, None) => outln!("no active bans"),
+                    (n, _) => outln!("lifted {n} ban{}", if n == 1 { "" } else { "s" }),
                 }
             }
         }

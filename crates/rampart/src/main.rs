@@ -1,6 +1,15 @@
 //! The rampart binary: command line and role wiring. Library crates do the
 //! work; this maps outcomes to output and exit codes.
 
+/// `println!` that hands a failed write (a closed pipe) back to the caller
+/// with `?` instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
+
 mod accounts;
 mod agent;
 mod check;
@@ -12,7 +21,6 @@ mod replay;
 mod rules;
 mod server;
 mod simulate;
-mod stream;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -110,6 +118,10 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // The reader of our output went away (`rampart replay … | head`):
+        // nothing is wrong with the command, so no message; exit as a
+        // program killed by SIGPIPE would, so shells see the same status.
+        Err(e) if is_broken_pipe(&e) => ExitCode::from(128 + 13),
         Err(e) => {
             eprintln!("rampart: {e:#}");
             if e.downcast_ref::<rampart_config::ConfigError>().is_some()
@@ -123,6 +135,15 @@ fn main() -> ExitCode {
     }
 }
 
+/// Whether `e` comes from writing to a pipe whose reader closed it.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 fn init_logging(format: LogFormatArg, filter: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = std::env::var("RUST_LOG")
@@ -130,8 +151,10 @@ fn init_logging(format: LogFormatArg, filter: &str) {
         .and_then(|f| EnvFilter::try_new(f).ok())
         .or_else(|| EnvFilter::try_new(filter).ok())
         .unwrap_or_else(|| EnvFilter::new("info"));
+    // Colours only for a person at a terminal, never into a file or a pipe.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormatArg::Text => builder.init(),

@@ -6,11 +6,11 @@
 //! detector takes results in the same turn, so events reach detection in
 //! file order with bounded memory.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Write};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -18,16 +18,14 @@ use chrono::{DateTime, Utc};
 use clap::ValueEnum;
 use rampart_config::{Config, JsonMapping, LogFormat, PolicyConfig};
 use rampart_core::{Action, Decision, Event, Whitelist, parse_net};
-use rampart_detect::{Detector, Outcome, Policy, Ruleset, Selection};
+use rampart_detect::{Detector, Outcome, Policy, Selection};
 use rampart_logs::parse::{ParseOptions, build_parser};
 use serde_json::json;
 
 use crate::rules::{self, Rules};
-use crate::stream::{ClockGuard, LineCounts};
+use rampart_logs::source::{Parsed, read_once};
+use rampart_logs::{LineCounts, clock::ClockGuard};
 
-/// Bytes per chunk handed to a parser thread (bounded memory: at most a
-/// few chunks are in flight per thread).
-const CHUNK: usize = 256 << 10;
 /// Lines longer than this are skipped as too long.
 const MAX_LINE: usize = 64 * 1024;
 
@@ -83,28 +81,11 @@ pub struct ReplayArgs {
     /// No progress bar, even on a terminal.
     #[arg(long)]
     no_progress: bool,
-    /// Log files, replayed in the order given.
+    /// Log files, replayed in the order given; `-` is standard input, and
+    /// files compressed with gzip or zstd (as logrotate leaves them) are
+    /// read decompressed.
     #[arg(required = true)]
     files: Vec<PathBuf>,
-}
-
-/// One chunk of whole lines.
-struct Chunk {
-    data: Vec<u8>,
-    /// Number (1-based) of the chunk's first line.
-    first_line: u64,
-    /// Lines dropped before this chunk for being too long.
-    too_long: u64,
-}
-
-/// A parsed chunk.
-struct Parsed {
-    /// Line number, event, and the scenarios that select it (computed here,
-    /// on the parser thread, so detection only updates buckets).
-    events: Vec<(u64, Event, Selection)>,
-    skipped: Vec<(u64, rampart_logs::SkipReason)>,
-    counts: LineCounts,
-    bytes: u64,
 }
 
 #[derive(Default)]
@@ -154,20 +135,28 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
         .clamp(1, 64);
-    let total_bytes: u64 = args
-        .files
-        .iter()
-        .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
-        .sum();
-    let progress = (!args.no_progress && std::io::stderr().is_terminal()).then(|| {
-        let bar = indicatif::ProgressBar::new(total_bytes);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        bar
+    // A bar with a length when every input is a plain file (its size is
+    // what will be read); a counter of bytes read otherwise.
+    let sizes: Option<Vec<u64>> = args.files.iter().map(|f| plain_size(f)).collect();
+    let progress = (!args.no_progress && std::io::stderr().is_terminal()).then(|| match &sizes {
+        Some(sizes) => {
+            let bar = indicatif::ProgressBar::new(sizes.iter().sum());
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar
+        }
+        None => {
+            let bar = indicatif::ProgressBar::no_length();
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {bytes} {bytes_per_sec}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            bar
+        }
     });
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -209,6 +198,23 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The size of `path` when it is a plain (uncompressed) file; `None` for
+/// standard input, a compressed file or one that cannot be read (which
+/// replay then reports).
+fn plain_size(path: &Path) -> Option<u64> {
+    use std::io::Read;
+    if path == Path::new("-") {
+        return None;
+    }
+    let mut head = [0u8; 4];
+    let mut file = std::fs::File::open(path).ok()?;
+    let n = file.read(&mut head).ok()?;
+    if rampart_logs::read::Encoding::of(&head[..n]) != rampart_logs::read::Encoding::Plain {
+        return None;
+    }
+    file.metadata().ok().map(|m| m.len())
+}
+
 #[allow(clippy::too_many_arguments)]
 fn replay_file(
     path: &Path,
@@ -223,8 +229,7 @@ fn replay_file(
     progress: Option<&indicatif::ProgressBar>,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let source = rampart_logs::read::open(opts.source.clone(), path, MAX_LINE)?;
     // Build every parser first so a bad mapping fails before any thread starts.
     let parsers = (0..threads)
         .map(|_| {
@@ -232,203 +237,71 @@ fn replay_file(
                 .map_err(|e| anyhow::anyhow!(e))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let keep_skipped = args.skipped;
     let reference = opts.reference;
     let select = !args.events;
-    std::thread::scope(|scope| -> anyhow::Result<()> {
-        let mut to_parsers: Vec<SyncSender<Chunk>> = Vec::new();
-        let mut from_parsers: Vec<Receiver<Parsed>> = Vec::new();
-        // Batches go back to the thread that allocated them to be dropped
-        // there: freeing on another thread makes the system allocator's
-        // arena lock the bottleneck (measured: half the time in futex waits).
-        let mut recycle: Vec<SyncSender<Parsed>> = Vec::new();
-        for mut parser in parsers {
-            let scenarios = rules.scenarios.for_thread();
-            let (tx, rx) = sync_channel::<Chunk>(2);
-            let (rtx, rrx) = sync_channel::<Parsed>(2);
-            let (done_tx, done_rx) = sync_channel::<Parsed>(4);
-            to_parsers.push(tx);
-            from_parsers.push(rrx);
-            recycle.push(done_tx);
-            scope.spawn(move || {
-                let mut spare: Vec<(u64, Event, Selection)> = Vec::new();
-                for chunk in rx {
-                    while let Ok(mut done) = done_rx.try_recv() {
-                        done.events.clear();
-                        if done.events.capacity() > spare.capacity() {
-                            spare = done.events;
+    // Each parser thread selects scenarios with its own copy of the rules
+    // (shared regexes, separate match caches), so detection only updates
+    // buckets.
+    let make_hook = || {
+        let scenarios = select.then(|| rules.scenarios.for_thread());
+        move |event: &Event| -> Selection {
+            scenarios
+                .as_ref()
+                .map(|r| r.select(event))
+                .unwrap_or_default()
+        }
+    };
+    let mut guard = ClockGuard::default();
+    let mut outcomes = Vec::new();
+    let mut failed: Option<std::io::Error> = None;
+    read_once(
+        Box::new(source),
+        parsers,
+        &make_hook,
+        args.skipped,
+        |parsed: &mut Parsed<Selection>| {
+            if let Some(bar) = progress {
+                bar.inc(parsed.bytes);
+            }
+            summary.counts.add(&parsed.counts);
+            let written = if args.events {
+                print_events(out, parsed, args.json)
+            } else {
+                (|| {
+                    for (_, event, selection) in &parsed.events {
+                        if !guard.admit(event.time, reference) {
+                            summary.counts.clock_jumps += 1;
+                            summary.counts.events -= 1;
+                            continue;
+                        }
+                        detector.handle_selected(event, *selection, None, &mut outcomes);
+                        for outcome in outcomes.drain(..) {
+                            record(out, summary, outcome, args.json)?;
                         }
                     }
-                    let parsed = parse_chunk(
-                        parser.as_mut(),
-                        &chunk,
-                        keep_skipped,
-                        select.then_some(&scenarios),
-                        std::mem::take(&mut spare),
-                    );
-                    if rtx.send(parsed).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        let reader = scope.spawn(move || read_chunks(file, &to_parsers));
-        let mut guard = ClockGuard::default();
-        let mut outcomes = Vec::new();
-        'outer: loop {
-            for (rx, back) in from_parsers.iter().zip(&recycle) {
-                let Ok(parsed) = rx.recv() else { break 'outer };
-                if let Some(bar) = progress {
-                    bar.inc(parsed.bytes);
-                }
-                summary.counts.add(&parsed.counts);
-                if args.events {
-                    print_events(out, &parsed, args.json)?;
-                    continue;
-                }
-                for (_, event, selection) in &parsed.events {
-                    if !guard.admit(event.time, reference) {
-                        summary.counts.clock_jumps += 1;
-                        summary.counts.events -= 1;
-                        continue;
-                    }
-                    detector.handle_selected(event, *selection, None, &mut outcomes);
-                    for outcome in outcomes.drain(..) {
-                        record(out, summary, outcome, args.json)?;
-                    }
-                }
-                // Full or gone: then it is dropped here, which is only slower.
-                let _ = back.try_send(parsed);
-            }
-        }
-        reader
-            .join()
-            .map_err(|_| anyhow::anyhow!("reader thread panicked"))?
-            .with_context(|| format!("cannot read {}", path.display()))
-    })
-}
-
-/// Reads `file` in chunks of whole lines, dealt to the parsers in turn.
-fn read_chunks(mut file: std::fs::File, to: &[SyncSender<Chunk>]) -> std::io::Result<()> {
-    let mut carry: Vec<u8> = Vec::new();
-    let mut next = 0usize;
-    let mut line_no = 1u64;
-    let mut too_long = 0u64;
-    let mut discarding = false;
-    let mut buf = vec![0u8; CHUNK];
-    let mut send = |data: Vec<u8>, line_no: &mut u64, too_long: &mut u64| -> bool {
-        let lines =
-            memchr::memchr_iter(b'\n', &data).count() as u64 + u64::from(!data.ends_with(b"\n"));
-        let chunk = Chunk {
-            data,
-            first_line: *line_no,
-            too_long: std::mem::take(too_long),
-        };
-        *line_no += lines;
-        let ok = to[next % to.len()].send(chunk).is_ok();
-        next += 1;
-        ok
-    };
-    loop {
-        let n = match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        let mut block = &buf[..n];
-        if discarding {
-            // Inside a line too long to keep: drop bytes up to its end.
-            match memchr::memchr(b'\n', block) {
-                Some(i) => {
-                    discarding = false;
-                    too_long += 1;
-                    line_no += 1;
-                    block = &block[i + 1..];
-                }
-                None => continue,
-            }
-        }
-        match memchr::memrchr(b'\n', block) {
-            Some(last) => {
-                carry.extend_from_slice(&block[..=last]);
-                let data = std::mem::replace(&mut carry, Vec::with_capacity(CHUNK + 4096));
-                carry.extend_from_slice(&block[last + 1..]);
-                if !send(data, &mut line_no, &mut too_long) {
-                    return Ok(());
-                }
-            }
-            None => {
-                carry.extend_from_slice(block);
-                if carry.len() > MAX_LINE {
-                    carry.clear();
-                    discarding = true;
-                }
-            }
-        }
-    }
-    if discarding {
-        too_long += 1;
-    }
-    if !carry.is_empty() || too_long > 0 {
-        // The last line had no newline (a truncated write): parse it anyway.
-        send(carry, &mut line_no, &mut too_long);
-    }
-    Ok(())
-}
-
-fn parse_chunk(
-    parser: &mut dyn rampart_logs::parse::LineParser,
-    chunk: &Chunk,
-    keep_skipped: bool,
-    scenarios: Option<&Ruleset>,
-    mut events: Vec<(u64, Event, Selection)>,
-) -> Parsed {
-    let mut counts = LineCounts {
-        lines: chunk.too_long,
-        ..LineCounts::default()
-    };
-    counts.skip_n(rampart_logs::SkipReason::TooLong, chunk.too_long);
-    let mut skipped = Vec::new();
-    let mut line_no = chunk.first_line;
-    let data = chunk.data.strip_suffix(b"\n").unwrap_or(&chunk.data);
-    if !chunk.data.is_empty() {
-        let mut start = 0;
-        let ends = memchr::memchr_iter(b'\n', data).chain(std::iter::once(data.len()));
-        for end in ends {
-            let line = &data[start..end];
-            start = end + 1;
-            counts.lines += 1;
-            let result = if line.len() > MAX_LINE {
-                Err(rampart_logs::SkipReason::TooLong)
-            } else {
-                parser.parse(line)
+                    Ok(())
+                })()
             };
-            match result {
-                Ok(event) => {
-                    counts.events += 1;
-                    let selection = scenarios.map(|r| r.select(&event)).unwrap_or_default();
-                    events.push((line_no, event, selection));
-                }
-                Err(reason) => {
-                    counts.skip(reason);
-                    if keep_skipped {
-                        skipped.push((line_no, reason));
-                    }
+            match written {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(e) => {
+                    failed = Some(e);
+                    ControlFlow::Break(())
                 }
             }
-            line_no += 1;
-        }
-    }
-    Parsed {
-        events,
-        skipped,
-        counts,
-        bytes: chunk.data.len() as u64,
+        },
+    )?;
+    match failed {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
     }
 }
 
-fn print_events(out: &mut impl Write, parsed: &Parsed, json: bool) -> std::io::Result<()> {
+fn print_events(
+    out: &mut impl Write,
+    parsed: &Parsed<Selection>,
+    json: bool,
+) -> std::io::Result<()> {
     let mut rows: Vec<(u64, Result<&Event, rampart_logs::SkipReason>)> = parsed
         .events
         .iter()

@@ -205,7 +205,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     // Connection tasks still draining are dropped with the runtime.
     runtime.shutdown_background();
     if json {
-        println!("{}", serde_json::to_string(&report)?);
+        outln!("{}", serde_json::to_string(&report)?);
     } else {
         print!("{}", report.table());
     }

@@ -1,64 +1,6 @@
-//! What replay and the agent share between parsing and detection: counts
-//! of lines by outcome, and the guard against clock jumps.
+//! The guard against clock jumps: detection never sees time run wild.
 
 use chrono::{DateTime, Duration, Utc};
-use rampart_logs::SkipReason;
-
-/// Lines of one source by outcome.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LineCounts {
-    /// Lines read.
-    pub lines: u64,
-    /// Lines that became events.
-    pub events: u64,
-    /// Lines skipped, by [`SkipReason`] (indexed like `SkipReason::ALL`).
-    pub skipped: [u64; SkipReason::ALL.len()],
-    /// Events dropped because their time jumped (see [`ClockGuard`]).
-    pub clock_jumps: u64,
-}
-
-impl LineCounts {
-    /// Counts one skipped line.
-    pub fn skip(&mut self, reason: SkipReason) {
-        self.skip_n(reason, 1);
-    }
-
-    /// Counts `n` lines skipped for the same reason.
-    pub fn skip_n(&mut self, reason: SkipReason, n: u64) {
-        if let Some(i) = SkipReason::ALL.iter().position(|r| *r == reason) {
-            self.skipped[i] += n;
-        }
-    }
-
-    /// Adds `other` into `self`.
-    pub fn add(&mut self, other: &LineCounts) {
-        self.lines += other.lines;
-        self.events += other.events;
-        self.clock_jumps += other.clock_jumps;
-        for (a, b) in self.skipped.iter_mut().zip(other.skipped) {
-            *a += b;
-        }
-    }
-
-    /// Every skipped line, clock jumps included.
-    pub fn skipped_total(&self) -> u64 {
-        self.skipped.iter().sum::<u64>() + self.clock_jumps
-    }
-
-    /// Non-zero skip counts by reason name, clock jumps included.
-    pub fn skipped_by_reason(&self) -> Vec<(&'static str, u64)> {
-        let mut out: Vec<_> = SkipReason::ALL
-            .iter()
-            .zip(self.skipped)
-            .filter(|(_, n)| *n > 0)
-            .map(|(r, n)| (r.as_str(), n))
-            .collect();
-        if self.clock_jumps > 0 {
-            out.push(("clock_jump", self.clock_jumps));
-        }
-        out
-    }
-}
 
 /// How far behind the newest time an event may be before it counts as a jump.
 const BACKWARD_TOLERANCE: i64 = 3600;
