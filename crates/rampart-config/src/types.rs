@@ -195,6 +195,17 @@ pub struct PolicyConfig {
     pub whitelist: Vec<String>,
 }
 
+impl PolicyConfig {
+    /// The whitelist's entries as prefixes (a bare address is its /32 or
+    /// /128); the first bad entry is the error (`validate` reports all).
+    pub fn whitelist_nets(&self) -> Result<Vec<ipnet::IpNet>, rampart_core::addr::AddrError> {
+        self.whitelist
+            .iter()
+            .map(|w| rampart_core::parse_net(w))
+            .collect()
+    }
+}
+
 /// Ban duration by level. Levels left out keep their default; `"0s"`
 /// means "log only, do not ban".
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use crate::finding::Finding;
+use crate::finding::{Finding, Level};
 
 /// What to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -117,6 +117,52 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// The reason of an operator's ban when they give none.
+    pub const MANUAL_BAN: &'static str = "manual ban";
+
+    /// A ban a person (`by`) made at `at` for `duration`, enforced unless
+    /// `dry_run`: the one way an operator's ban is built (the CLI, the
+    /// server's API, the gateway's admin API). A blank `reason` becomes
+    /// [`Self::MANUAL_BAN`].
+    pub fn operator_ban(
+        target: IpNet,
+        by: &str,
+        at: DateTime<Utc>,
+        duration: chrono::Duration,
+        reason: Option<String>,
+        dry_run: bool,
+    ) -> Self {
+        Self {
+            id: None,
+            action: Action::Ban,
+            target,
+            at,
+            until: Some(
+                at.checked_add_signed(duration)
+                    .unwrap_or(DateTime::<Utc>::MAX_UTC),
+            ),
+            reason: reason
+                .filter(|r| !r.trim().is_empty())
+                .unwrap_or_else(|| Self::MANUAL_BAN.to_owned()),
+            origin: Origin::Operator(by.to_owned()),
+            dry_run,
+            escalation: 0,
+            findings: Vec::new(),
+        }
+    }
+
+    /// The level this decision counts as when detection asks whether its
+    /// target is already banned: its findings' highest, or critical when it
+    /// has none (an operator's or a server's ban, which detection never
+    /// overrides).
+    pub fn level(&self) -> Level {
+        self.findings
+            .iter()
+            .map(|f| f.level)
+            .max()
+            .unwrap_or(Level::Critical)
+    }
+
     /// The scenario name when a scenario made it.
     pub fn scenario(&self) -> Option<&str> {
         match &self.origin {

@@ -208,24 +208,20 @@ impl Shared {
     ) -> Result<BanEntry, rampart_store::StoreError> {
         let now = Utc::now();
         let duration = minutes.map_or(self.config.ban_for.0, |m| Duration::from_secs(m * 60));
-        let until = now + chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX);
-        let decision = Decision {
-            id: None,
-            action: Action::Ban,
+        let decision = Decision::operator_ban(
             target,
-            at: now,
-            until: Some(until),
-            reason: format!("banned by {by} for {}", HumanDuration(duration)),
-            origin: Origin::Operator(by.to_owned()),
-            dry_run: false,
-            escalation: 0,
-            findings: Vec::new(),
-        };
+            by,
+            now,
+            chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX),
+            Some(format!("banned by {by} for {}", HumanDuration(duration))),
+            false,
+        );
+        let until = decision.until.unwrap_or(now);
         let id = self.store.insert_decision(&decision).await?;
         self.policy
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .note_active(target, until, Level::Critical);
+            .note_active(target, until, decision.level());
         let entry = ban_entry(&decision, Some(id), BanKind::Other);
         self.bans.insert(entry.clone());
         Ok(entry)
@@ -292,19 +288,10 @@ impl Shared {
                 self.bans
                     .insert(ban_entry(decision, Some(stored.id), ban_kind));
                 if let Some(until) = decision.until {
-                    let level = match decision.origin {
-                        Origin::Operator(_) => Level::Critical,
-                        _ => decision
-                            .findings
-                            .iter()
-                            .map(|f| f.level)
-                            .max()
-                            .unwrap_or(Level::Medium),
-                    };
                     self.policy
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
-                        .note_active(decision.target, until, level);
+                        .note_active(decision.target, until, decision.level());
                 }
             }
             ChangeKind::Added => {}

@@ -10,8 +10,8 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use chrono::{DateTime, Duration, Utc};
 use ipnet::IpNet;
+use rampart_core::Decision;
 use rampart_core::addr::display_net;
-use rampart_core::{Action, Decision, Origin};
 use rampart_store::{ChangeKind, DecisionQuery, Role, StoredDecision};
 
 use rampart_api::{
@@ -131,21 +131,14 @@ pub async fn ban(
         )));
     }
     let now = Utc::now();
-    let decision = Decision {
-        id: None,
-        action: Action::Ban,
+    let decision = Decision::operator_ban(
         target,
-        at: now,
-        until: Some(now + Duration::minutes(minutes)),
-        reason: body
-            .reason
-            .filter(|r| !r.trim().is_empty())
-            .unwrap_or_else(|| "manual ban".to_owned()),
-        origin: Origin::Operator(principal.name.clone()),
-        dry_run: false,
-        escalation: 0,
-        findings: Vec::new(),
-    };
+        &principal.name,
+        now,
+        Duration::minutes(minutes),
+        body.reason,
+        false,
+    );
     let id = state.store.insert_decision(&decision).await?;
     state
         .metrics

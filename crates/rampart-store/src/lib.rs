@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 mod columns;
 pub mod follow;
+pub use follow::{ChangeSink, Follower};
 pub mod postgres;
 mod rollup;
 mod server;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use rampart_config::Config;
 use rampart_logs::parse::{ParseOptions, build_parser};
 
-use crate::rules;
+use rampart_agent::rules;
 
 pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
     let mut problems: Vec<String> = Vec::new();

@@ -9,7 +9,7 @@ use anyhow::Context;
 use chrono::Utc;
 use clap::Subcommand;
 use rampart_config::Config;
-use rampart_core::{Action, Decision, HumanDuration, Origin, Whitelist, parse_net};
+use rampart_core::{Decision, HumanDuration, Whitelist, parse_net};
 use rampart_store::DecisionQuery;
 
 #[derive(Debug, clap::Args)]
@@ -54,7 +54,7 @@ enum DecisionsCommand {
         #[arg(long = "for", default_value = "4h")]
         duration: HumanDuration,
         /// Why, for the record.
-        #[arg(long, default_value = "manual ban")]
+        #[arg(long, default_value = Decision::MANUAL_BAN)]
         reason: String,
         /// Record the ban without enforcing it.
         #[arg(long)]
@@ -148,18 +148,7 @@ pub fn run(args: DecisionsArgs) -> anyhow::Result<ExitCode> {
                 if !force && Whitelist::new(entries).overlaps(&target) {
                     anyhow::bail!("{ip} is whitelisted (loopback or policy.whitelist); use --force to ban it anyway");
                 }
-                let decision = Decision {
-                    id: None,
-                    action: Action::Ban,
-                    target,
-                    at: now,
-                    until: Some(now + duration.to_chrono()),
-                    reason,
-                    origin: Origin::Operator(operator()),
-                    dry_run,
-                    escalation: 0,
-                    findings: Vec::new(),
-                };
+                let decision = Decision::operator_ban(target, &operator(), now, duration.to_chrono(), Some(reason), dry_run);
                 let id = store.insert_decision(&decision).await?;
                 outln!(
                     "banned {} for {duration} (decision {id}){}",

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use rampart_config::{BackendConfig, Config, GatewayMode};
-use rampart_core::{Whitelist, parse_net};
+use rampart_core::Whitelist;
 use rampart_gateway::{Gateway, GatewayContext};
 use rampart_store::Store;
 
@@ -91,7 +91,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot open store {}", config.store.url))?,
     );
     let ctx = context(&config, store)?;
-    let fleet = crate::fleet::attach(
+    let fleet = rampart_fleet::Fleet::start(
         &config.fleet,
         Arc::clone(&ctx.store),
         ctx.id.clone(),
@@ -109,7 +109,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     if let Some(addr) = gateway.admin_addr() {
         tracing::info!(%addr, "admin listening");
     }
-    let result = gateway.run(crate::agent::shutdown_signal()).await;
+    let result = gateway.run(crate::signal::shutdown_signal()).await;
     if let Some(fleet) = fleet {
         fleet.finish().await;
     }
@@ -139,27 +139,17 @@ pub(crate) fn refuse_problems(
     ))
 }
 
-/// The configured whitelist entries (`[policy] whitelist`), parsed.
-pub(crate) fn whitelist_entries(config: &Config) -> anyhow::Result<Vec<ipnet::IpNet>> {
-    Ok(config
-        .policy
-        .whitelist
-        .iter()
-        .map(|w| parse_net(w))
-        .collect::<Result<Vec<_>, _>>()?)
-}
-
 /// What the gateway needs from the config and the store.
 pub(crate) fn context(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<GatewayContext> {
     Ok(GatewayContext {
         store,
         policy: config.policy.clone(),
-        whitelist: Whitelist::exactly(whitelist_entries(config)?),
+        whitelist: Whitelist::exactly(config.policy.whitelist_nets()?),
         id: config
             .gateway
             .id
             .clone()
             .or_else(|| config.agent.name.clone())
-            .unwrap_or_else(crate::agent::host_name),
+            .unwrap_or_else(rampart_agent::host_name),
     })
 }

@@ -14,12 +14,10 @@ mod accounts;
 mod agent;
 mod check;
 mod decisions;
-mod fleet;
 mod gateway;
-mod metrics;
 mod replay;
-mod rules;
 mod server;
+mod signal;
 mod simulate;
 
 use std::path::PathBuf;

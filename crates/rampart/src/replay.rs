@@ -1,33 +1,24 @@
-//! `rampart replay`: the agent's parsers and scenarios over files, as fast
-//! as possible, with the times in the lines.
-//!
-//! A reader thread cuts each file into chunks of whole lines; parser
-//! threads take chunks in turn (chunk i goes to thread i mod n) and the
-//! detector takes results in the same turn, so events reach detection in
-//! file order with bounded memory.
+//! `rampart replay`: the command line over the agent's replay engine
+//! ([`rampart_agent::replay`]): arguments, the progress bar, and printing
+//! decisions, events and the summary as text or JSON.
 
 use std::io::{IsTerminal, Write};
-use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::ValueEnum;
 use rampart_config::{Config, JsonMapping, LogFormat, PolicyConfig};
-use rampart_core::{Action, Decision, Event, Whitelist, parse_net};
-use rampart_detect::{Detector, Outcome, Policy, Selection};
-use rampart_logs::parse::{ParseOptions, build_parser};
+use rampart_core::{Action, Decision, Event};
+use rampart_detect::{Outcome, Selection};
 use serde_json::json;
 
-use crate::rules::{self, Rules};
-use rampart_logs::source::{Parsed, read_once};
-use rampart_logs::{LineCounts, clock::ClockGuard};
-
-/// Lines longer than this are skipped as too long.
-const MAX_LINE: usize = 64 * 1024;
+use rampart_agent::replay::{Input, Mode, Output, Replay};
+use rampart_agent::rules;
+use rampart_logs::LineCounts;
+use rampart_logs::source::Parsed;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum FormatArg {
@@ -119,18 +110,6 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     if format == LogFormat::Json && mapping.is_none() {
         anyhow::bail!("--type json needs --mapping FILE (the keys of a [source.json] table)");
     }
-    let whitelist = Whitelist::new(
-        policy_config
-            .whitelist
-            .iter()
-            .map(|w| parse_net(w))
-            .collect::<Result<_, _>>()?,
-    );
-    let overrides = Detector::overrides(&rules.scenarios);
-    let mut detector = Detector::new(
-        &rules.scenarios,
-        Policy::new(policy_config, whitelist, overrides),
-    );
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
@@ -160,6 +139,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     });
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut replay = Replay::new(&rules, policy_config, threads)?;
     let mut summary = Summary::default();
     let started = Instant::now();
     for file in &args.files {
@@ -170,25 +150,34 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
                 .map(DateTime::<Utc>::from)
                 .unwrap_or_else(|_| Utc::now()),
         };
-        let opts = ParseOptions {
-            source: Arc::from(format.as_str()),
-            reference,
-            keep_raw: true,
-        };
-        replay_file(
-            file,
+        let input = Input {
+            path: file,
             format,
-            &rules,
-            mapping.as_ref(),
-            opts,
-            threads,
-            &args,
-            &mut detector,
-            &mut summary,
-            progress.as_ref(),
-            &mut out,
+            mapping: mapping.as_ref(),
+            reference,
+        };
+        let mode = if args.events {
+            Mode::Events {
+                skipped: args.skipped,
+            }
+        } else {
+            Mode::Detect
+        };
+        replay.run(
+            input,
+            mode,
+            &mut |bytes| {
+                if let Some(bar) = &progress {
+                    bar.inc(bytes);
+                }
+            },
+            &mut |output| match output {
+                Output::Events(parsed) => print_events(&mut out, parsed, args.json),
+                Output::Outcome(outcome) => record(&mut out, &mut summary, outcome, args.json),
+            },
         )?;
     }
+    summary.counts = replay.counts.clone();
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
@@ -213,88 +202,6 @@ fn plain_size(path: &Path) -> Option<u64> {
         return None;
     }
     file.metadata().ok().map(|m| m.len())
-}
-
-#[allow(clippy::too_many_arguments)]
-fn replay_file(
-    path: &Path,
-    format: LogFormat,
-    rules: &Rules,
-    mapping: Option<&JsonMapping>,
-    opts: ParseOptions,
-    threads: usize,
-    args: &ReplayArgs,
-    detector: &mut Detector,
-    summary: &mut Summary,
-    progress: Option<&indicatif::ProgressBar>,
-    out: &mut impl Write,
-) -> anyhow::Result<()> {
-    let source = rampart_logs::read::open(opts.source.clone(), path, MAX_LINE)?;
-    // Build every parser first so a bad mapping fails before any thread starts.
-    let parsers = (0..threads)
-        .map(|_| {
-            build_parser(format, &rules.parsers, mapping, opts.clone())
-                .map_err(|e| anyhow::anyhow!(e))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let reference = opts.reference;
-    let select = !args.events;
-    // Each parser thread selects scenarios with its own copy of the rules
-    // (shared regexes, separate match caches), so detection only updates
-    // buckets.
-    let make_hook = || {
-        let scenarios = select.then(|| rules.scenarios.for_thread());
-        move |event: &Event| -> Selection {
-            scenarios
-                .as_ref()
-                .map(|r| r.select(event))
-                .unwrap_or_default()
-        }
-    };
-    let mut guard = ClockGuard::default();
-    let mut outcomes = Vec::new();
-    let mut failed: Option<std::io::Error> = None;
-    read_once(
-        Box::new(source),
-        parsers,
-        &make_hook,
-        args.skipped,
-        |parsed: &mut Parsed<Selection>| {
-            if let Some(bar) = progress {
-                bar.inc(parsed.bytes);
-            }
-            summary.counts.add(&parsed.counts);
-            let written = if args.events {
-                print_events(out, parsed, args.json)
-            } else {
-                (|| {
-                    for (_, event, selection) in &parsed.events {
-                        if !guard.admit(event.time, reference) {
-                            summary.counts.clock_jumps += 1;
-                            summary.counts.events -= 1;
-                            continue;
-                        }
-                        detector.handle_selected(event, *selection, None, &mut outcomes);
-                        for outcome in outcomes.drain(..) {
-                            record(out, summary, outcome, args.json)?;
-                        }
-                    }
-                    Ok(())
-                })()
-            };
-            match written {
-                Ok(()) => ControlFlow::Continue(()),
-                Err(e) => {
-                    failed = Some(e);
-                    ControlFlow::Break(())
-                }
-            }
-        },
-    )?;
-    match failed {
-        Some(e) => Err(e.into()),
-        None => Ok(()),
-    }
 }
 
 fn print_events(

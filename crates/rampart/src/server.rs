@@ -58,14 +58,14 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     }
     config.server.public.extend(args.public);
     crate::gateway::refuse_problems(config.validate(), args.config.as_deref())?;
-    let rules = crate::rules::load(config.rules.dir.as_deref())?;
+    let rules = rampart_agent::rules::load(config.rules.dir.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(serve(config, rules))
 }
 
-async fn serve(config: Config, rules: crate::rules::Rules) -> anyhow::Result<ExitCode> {
+async fn serve(config: Config, rules: rampart_agent::rules::Rules) -> anyhow::Result<ExitCode> {
     let store: Arc<dyn Store> = Arc::from(
         rampart_store::open(&config.store.url)
             .await
@@ -75,7 +75,7 @@ async fn serve(config: Config, rules: crate::rules::Rules) -> anyhow::Result<Exi
         .agent
         .name
         .clone()
-        .unwrap_or_else(crate::agent::host_name);
+        .unwrap_or_else(rampart_agent::host_name);
     let detector = detector(&config, &rules, store.as_ref()).await?;
     let server =
         rampart_server::Server::bind(config.server.clone(), store, Some(detector), node).await?;
@@ -85,7 +85,7 @@ async fn serve(config: Config, rules: crate::rules::Rules) -> anyhow::Result<Exi
         "http"
     };
     tracing::info!(addr = %server.local_addr()?, scheme, store = %redact(&config.store.url), "server listening");
-    server.run(crate::agent::shutdown_signal()).await?;
+    server.run(crate::signal::shutdown_signal()).await?;
     tracing::info!("server stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -95,10 +95,10 @@ async fn serve(config: Config, rules: crate::rules::Rules) -> anyhow::Result<Exi
 /// agents' firewalls never ban loopback or their own addresses).
 async fn detector(
     config: &Config,
-    rules: &crate::rules::Rules,
+    rules: &rampart_agent::rules::Rules,
     store: &dyn Store,
 ) -> anyhow::Result<Detector> {
-    let whitelist = Whitelist::exactly(crate::gateway::whitelist_entries(config)?);
+    let whitelist = Whitelist::exactly(config.policy.whitelist_nets()?);
     let mut policy = Policy::new(
         config.policy.clone(),
         whitelist,

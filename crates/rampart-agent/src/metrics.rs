@@ -59,12 +59,11 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// The metrics, with the fleet link's counters when there is a link.
-    pub fn with_fleet(fleet: Option<Arc<rampart_fleet::FleetMetrics>>) -> Arc<Self> {
+    /// The agent's metrics, plus whatever `more` registers (the fleet
+    /// link's counters, when there is a link), all prefixed `rampart_`.
+    pub fn new(more: impl FnOnce(&mut Registry)) -> Arc<Self> {
         let mut registry = Registry::with_prefix("rampart");
-        if let Some(fleet) = fleet {
-            fleet.register(&mut registry);
-        }
+        more(&mut registry);
         let m = Self {
             lines: Family::default(),
             events: Family::default(),
@@ -159,7 +158,8 @@ impl Metrics {
     }
 }
 
-/// Serves `/metrics` on `addr` until the process ends.
+/// Serves `/metrics` on `addr` until the process ends (or the task is
+/// dropped).
 pub async fn serve(addr: std::net::SocketAddr, metrics: Arc<Metrics>) -> anyhow::Result<()> {
     use axum::routing::get;
     let app = axum::Router::new().route(
