@@ -23,8 +23,8 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::gateway::Shared;
 use crate::metrics::Outcome;
+use crate::shared::Shared;
 
 /// What can go wrong on the admin listener.
 #[derive(Debug, thiserror::Error)]

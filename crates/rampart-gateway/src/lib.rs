@@ -10,11 +10,14 @@
 pub mod admin;
 pub mod backend;
 pub mod bans;
+pub mod context;
 mod gateway;
 pub mod inspect;
 pub mod metrics;
 pub mod proxy;
 pub mod request_log;
 pub mod server;
+mod shared;
 
-pub use gateway::{Gateway, GatewayContext, GatewayError, LABELS, Shared};
+pub use gateway::Gateway;
+pub use shared::{GatewayContext, GatewayError, LABELS, Shared};

@@ -30,7 +30,6 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
-use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper_util::rt::TokioIo;
@@ -39,15 +38,10 @@ use rampart_core::{Prediction, RequestRecord};
 
 use crate::backend::Transition;
 use crate::bans::BanKind;
-use crate::gateway::Shared;
+pub use crate::context::{Body, BoxError, RequestCtx};
 use crate::inspect::{RequestFacts, Verdict};
 use crate::metrics::{Culprit, Outcome};
-
-/// Errors inside bodies.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// The body type of every response the gateway sends and every request it forwards.
-pub type Body = UnsyncBoxBody<Bytes, BoxError>;
+use crate::shared::Shared;
 
 /// Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [HeaderName; 7] = [
@@ -64,43 +58,6 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// What one request carries through the phases.
-#[derive(Debug)]
-pub struct RequestCtx {
-    /// The id in `X-Request-Id`, block pages and the request log.
-    pub id: String,
-    /// When the head arrived.
-    pub time: DateTime<Utc>,
-    /// Monotonic time of arrival.
-    pub start: Instant,
-    /// The TCP peer.
-    pub peer: SocketAddr,
-    /// The client, after trusted-proxy resolution.
-    pub client: IpAddr,
-    /// Whether the peer is a trusted proxy.
-    pub peer_trusted: bool,
-    /// Whether the client connection is TLS.
-    pub tls: bool,
-    /// Score given by detection.
-    pub score: f64,
-    /// What the gateway made of it.
-    pub prediction: Prediction,
-    /// Refused (not just flagged).
-    pub blocked: bool,
-    /// Why refused or flagged.
-    pub reason: Option<String>,
-    /// The backend that served it.
-    pub backend: Option<String>,
-    /// The client's key in the behaviour table.
-    pub key: Option<ipnet::IpNet>,
-    /// How the request ended, for metrics.
-    pub outcome: Outcome,
-    method: String,
-    path: String,
-    user_agent: Option<String>,
-    request_bytes: Arc<AtomicU64>,
-}
 
 /// Serves one request (hyper's service function).
 pub async fn serve(

@@ -17,7 +17,7 @@ use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::gateway::Shared;
+use crate::shared::Shared;
 
 /// Accepts connections until `stop` turns true.
 pub(crate) async fn accept_loop(

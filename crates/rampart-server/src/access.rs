@@ -18,10 +18,9 @@
 //! `viewer` reads everything; `operator` also bans, unbans and edits the
 //! whitelist; `admin` also manages users and tokens.
 
-use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, header};
@@ -29,11 +28,14 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::Utc;
-use rampart_store::{Role, Token};
+use rampart_core::{Event, EventKind};
+use rampart_detect::Outcome;
+use rampart_store::{EventRecord, Role, Token};
 use sha2::{Digest, Sha256};
 
 use crate::auth::{new_token, token_hash, verify_password};
 use crate::error::{ApiError, ApiJson};
+pub use crate::limiter::LoginLimiter;
 use crate::state::AppState;
 use rampart_api::{LoginRequest, LoginResponse, Me};
 
@@ -203,48 +205,6 @@ fn session_user(token: &Token) -> Option<&str> {
         .map(|(user, _)| user)
 }
 
-/// Failed logins per client address, in a sliding window.
-#[derive(Debug, Default)]
-pub struct LoginLimiter {
-    failures: HashMap<IpAddr, VecDeque<Instant>>,
-}
-
-impl LoginLimiter {
-    /// Seconds until `addr` may try again, when it is over the limit.
-    pub fn blocked_for(
-        &mut self,
-        addr: IpAddr,
-        attempts: u32,
-        per: Duration,
-        now: Instant,
-    ) -> Option<u64> {
-        let list = self.failures.get_mut(&addr)?;
-        while list.front().is_some_and(|t| now.duration_since(*t) >= per) {
-            list.pop_front();
-        }
-        if list.is_empty() {
-            self.failures.remove(&addr);
-            return None;
-        }
-        let oldest = *list.front()?;
-        (list.len() >= attempts as usize).then(|| (per - now.duration_since(oldest)).as_secs() + 1)
-    }
-
-    /// Records a failure.
-    pub fn fail(&mut self, addr: IpAddr, now: Instant) {
-        self.failures.entry(addr).or_default().push_back(now);
-        if self.failures.len() > 100_000 {
-            // Forget the quietest addresses rather than grow without bound.
-            self.failures.retain(|_, l| l.len() > 1);
-        }
-    }
-
-    /// Forgets an address's failures (after a successful login).
-    pub fn forget(&mut self, addr: IpAddr) {
-        self.failures.remove(&addr);
-    }
-}
-
 /// Log in with a user name and password.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = LoginResponse), (status = 401, body = rampart_api::ErrorBody),
@@ -280,7 +240,7 @@ pub async fn login(
             limiter.fail(addr, Instant::now());
         }
         state.metrics.login_failures.inc();
-        crate::ingest::login_failed(&state, addr, &body.username).await;
+        login_failed(&state, addr, &body.username).await;
         return Err(ApiError::BadCredentials);
     };
     if let Ok(mut limiter) = state.login.lock() {
@@ -373,26 +333,64 @@ pub async fn me(Extension(principal): Extension<Principal>) -> Json<Me> {
     })
 }
 
+/// A failed login becomes an event (stored, and fed to rampart's scenarios,
+/// which may ban the address like any other brute force).
+pub async fn login_failed(state: &AppState, addr: IpAddr, user: &str) {
+    let now = Utc::now();
+    let mut event = Event::new(
+        now,
+        Arc::from("rampart-server"),
+        EventKind::HttpAuthFailure,
+        Some(addr),
+    );
+    event.fields.set("user", user.to_owned());
+    event.fields.set("path", "/api/v1/auth/login".to_owned());
+    let record = EventRecord {
+        time: now,
+        node: state.node.clone(),
+        kind: "login_failure".to_owned(),
+        source_ip: Some(addr),
+        label: Some("http_auth_failure".to_owned()),
+        payload: serde_json::json!({"user": user, "path": "/api/v1/auth/login"}),
+    };
+    if let Err(e) = state
+        .store
+        .insert_events(std::slice::from_ref(&record))
+        .await
+    {
+        state.metrics.store_errors.inc();
+        tracing::error!(error = %e, "cannot store login failure");
+    }
+    let Some(detector) = &state.detector else {
+        return;
+    };
+    let mut outcomes = Vec::new();
+    detector
+        .lock()
+        .await
+        .handle(&event, Some(now), &mut outcomes);
+    for outcome in outcomes {
+        let stored = match outcome {
+            Outcome::Decided(decision) => {
+                tracing::warn!(ip = %addr, reason = %decision.reason, "banning a login brute force");
+                state.store.insert_decision(&decision).await.map(|_| ())
+            }
+            Outcome::Skipped { finding, note } => state
+                .store
+                .insert_finding(&finding, &note)
+                .await
+                .map(|_| ()),
+        };
+        if let Err(e) = stored {
+            state.metrics.store_errors.inc();
+            tracing::error!(error = %e, "cannot store the login brute force's outcome");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn limiter_blocks_after_the_allowed_failures_and_forgets_after_the_window() {
-        let mut l = LoginLimiter::default();
-        let addr: IpAddr = "192.0.2.1".parse().unwrap();
-        let other: IpAddr = "192.0.2.2".parse().unwrap();
-        let t0 = Instant::now();
-        let per = Duration::from_secs(60);
-        for i in 0..3 {
-            assert_eq!(l.blocked_for(addr, 3, per, t0), None, "attempt {i}");
-            l.fail(addr, t0);
-        }
-        let wait = l.blocked_for(addr, 3, per, t0 + Duration::from_secs(10));
-        assert_eq!(wait, Some(51));
-        assert_eq!(l.blocked_for(other, 3, per, t0), None);
-        assert_eq!(l.blocked_for(addr, 3, per, t0 + per), None);
-    }
 
     #[test]
     fn cookies_and_bearer_are_found() {

@@ -12,8 +12,7 @@ use std::sync::Arc;
 use axum::extract::{ConnectInfo, State};
 use axum::{Extension, Json};
 use chrono::Utc;
-use rampart_core::{Action, Event, EventKind, RequestRecord};
-use rampart_detect::Outcome;
+use rampart_core::{Action, RequestRecord};
 use rampart_store::{ActionRecord, AgentRecord, EventRecord, Role, UploadBatch};
 use serde_json::Value;
 
@@ -276,61 +275,6 @@ pub async fn heartbeat(
     state.store.upsert_agent(&record).await?;
     state.live.publish_agent(&record);
     Ok(axum::http::StatusCode::NO_CONTENT)
-}
-
-/// A failed login becomes an event (stored, and fed to rampart's scenarios,
-/// which may ban the address like any other brute force).
-pub async fn login_failed(state: &AppState, addr: IpAddr, user: &str) {
-    let now = Utc::now();
-    let mut event = Event::new(
-        now,
-        Arc::from("rampart-server"),
-        EventKind::HttpAuthFailure,
-        Some(addr),
-    );
-    event.fields.set("user", user.to_owned());
-    event.fields.set("path", "/api/v1/auth/login".to_owned());
-    let record = EventRecord {
-        time: now,
-        node: state.node.clone(),
-        kind: "login_failure".to_owned(),
-        source_ip: Some(addr),
-        label: Some("http_auth_failure".to_owned()),
-        payload: serde_json::json!({"user": user, "path": "/api/v1/auth/login"}),
-    };
-    if let Err(e) = state
-        .store
-        .insert_events(std::slice::from_ref(&record))
-        .await
-    {
-        state.metrics.store_errors.inc();
-        tracing::error!(error = %e, "cannot store login failure");
-    }
-    let Some(detector) = &state.detector else {
-        return;
-    };
-    let mut outcomes = Vec::new();
-    detector
-        .lock()
-        .await
-        .handle(&event, Some(now), &mut outcomes);
-    for outcome in outcomes {
-        let stored = match outcome {
-            Outcome::Decided(decision) => {
-                tracing::warn!(ip = %addr, reason = %decision.reason, "banning a login brute force");
-                state.store.insert_decision(&decision).await.map(|_| ())
-            }
-            Outcome::Skipped { finding, note } => state
-                .store
-                .insert_finding(&finding, &note)
-                .await
-                .map(|_| ()),
-        };
-        if let Err(e) = stored {
-            state.metrics.store_errors.inc();
-            tracing::error!(error = %e, "cannot store the login brute force's outcome");
-        }
-    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,9 @@ pub mod admin;
 pub mod auth;
 pub mod decisions;
 pub mod error;
+pub mod hub;
 pub mod ingest;
+pub mod limiter;
 pub mod live;
 pub mod metrics;
 pub mod openapi;
@@ -89,7 +91,7 @@ impl Server {
         let state = Arc::new(AppState {
             store,
             metrics: metrics::ServerMetrics::new(),
-            live: live::Hub::new(),
+            live: hub::Hub::new(),
             login: Mutex::new(access::LoginLimiter::default()),
             detector: detector.map(tokio::sync::Mutex::new),
             node,
@@ -207,7 +209,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             access::authenticate,
         ))
         .layer(middleware::from_fn_with_state(
-            Arc::clone(&state),
+            Arc::clone(&state.metrics),
             metrics::track,
         ))
         .layer(DefaultBodyLimit::max(limit))

@@ -14,8 +14,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::state::AppState;
-
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct RouteLabel {
     pub method: String,
@@ -162,7 +160,11 @@ impl ServerMetrics {
 }
 
 /// Middleware: counts and times every request by its route pattern.
-pub async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+pub async fn track(
+    State(metrics): State<Arc<ServerMetrics>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let start = Instant::now();
     let route = req
         .extensions()
@@ -170,15 +172,13 @@ pub async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next)
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = req.method().as_str().to_owned();
     let response = next.run(req).await;
-    state
-        .metrics
+    metrics
         .latency
         .get_or_create(&LatencyLabel {
             route: route.clone(),
         })
         .observe(start.elapsed().as_secs_f64());
-    state
-        .metrics
+    metrics
         .requests
         .get_or_create(&RouteLabel {
             method,

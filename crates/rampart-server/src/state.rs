@@ -7,8 +7,8 @@ use rampart_config::ServerConfig;
 use rampart_detect::Detector;
 use rampart_store::Store;
 
-use crate::access::LoginLimiter;
-use crate::live::Hub;
+use crate::hub::Hub;
+use crate::limiter::LoginLimiter;
 use crate::metrics::ServerMetrics;
 
 /// The server's shared state.

@@ -1,0 +1,57 @@
+//! What one request carries through the gateway's phases, and the body
+//! type of everything it sends.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Instant;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use http_body_util::combinators::UnsyncBoxBody;
+use rampart_core::Prediction;
+
+use crate::metrics::Outcome;
+
+/// Errors inside bodies.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body type of every response the gateway sends and every request it forwards.
+pub type Body = UnsyncBoxBody<Bytes, BoxError>;
+
+/// What one request carries through the phases.
+#[derive(Debug)]
+pub struct RequestCtx {
+    /// The id in `X-Request-Id`, block pages and the request log.
+    pub id: String,
+    /// When the head arrived.
+    pub time: DateTime<Utc>,
+    /// Monotonic time of arrival.
+    pub start: Instant,
+    /// The TCP peer.
+    pub peer: SocketAddr,
+    /// The client, after trusted-proxy resolution.
+    pub client: IpAddr,
+    /// Whether the peer is a trusted proxy.
+    pub peer_trusted: bool,
+    /// Whether the client connection is TLS.
+    pub tls: bool,
+    /// Score given by detection.
+    pub score: f64,
+    /// What the gateway made of it.
+    pub prediction: Prediction,
+    /// Refused (not just flagged).
+    pub blocked: bool,
+    /// Why refused or flagged.
+    pub reason: Option<String>,
+    /// The backend that served it.
+    pub backend: Option<String>,
+    /// The client's key in the behaviour table.
+    pub key: Option<ipnet::IpNet>,
+    /// How the request ended, for metrics.
+    pub outcome: Outcome,
+    pub(crate) method: String,
+    pub(crate) path: String,
+    pub(crate) user_agent: Option<String>,
+    pub(crate) request_bytes: Arc<AtomicU64>,
+}
