@@ -46,7 +46,8 @@ enum UserCommand {
         /// viewer (reads), operator (also bans and unbans) or admin (also manages users and tokens).
         #[arg(long, default_value = "viewer", value_parser = person_role)]
         role: Role,
-        /// Read the password from the first line of standard input (for scripts).
+        /// Read the password from the first line of standard input (the
+        /// default when standard input is not a terminal).
         #[arg(long)]
         password_stdin: bool,
     },
@@ -57,7 +58,8 @@ enum UserCommand {
         /// New role.
         #[arg(long, value_parser = person_role)]
         role: Option<Role>,
-        /// Read the password from the first line of standard input.
+        /// Read the password from the first line of standard input (the
+        /// default when standard input is not a terminal).
         #[arg(long)]
         password_stdin: bool,
     },
@@ -114,11 +116,21 @@ fn person_role(text: &str) -> Result<Role, String> {
     }
 }
 
+impl StoreArgs {
+    /// The store's URL, and the config when the store was named by one.
+    pub fn resolve(&self) -> anyhow::Result<(String, Option<Config>)> {
+        Ok(match &self.database {
+            Some(url) => (url.clone(), None),
+            None => {
+                let config = Config::load(&self.config)?;
+                (config.store.url.clone(), Some(config))
+            }
+        })
+    }
+}
+
 fn store_url(args: &StoreArgs) -> anyhow::Result<String> {
-    Ok(match &args.database {
-        Some(url) => url.clone(),
-        None => Config::load(&args.config)?.store.url,
-    })
+    Ok(args.resolve()?.0)
 }
 
 fn with_store<F>(args: &StoreArgs, work: F) -> anyhow::Result<ExitCode>
@@ -137,14 +149,18 @@ where
     })
 }
 
-/// The password: the first line of standard input, or typed twice at a prompt.
+/// The password: the first line of standard input (with
+/// `--password-stdin`, or whenever standard input is not a terminal: a
+/// script or a pipe), or typed twice at a prompt.
 fn read_password(from_stdin: bool) -> anyhow::Result<String> {
-    if from_stdin {
+    if from_stdin || !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line)?;
         let password = line.trim_end_matches(['\r', '\n']).to_owned();
         if password.is_empty() {
-            bail!("no password on standard input");
+            bail!(
+                "no password on standard input: pipe one in (`printf '%s\\n' \"$PW\" | rampart user add …`) or run at a terminal to be asked"
+            );
         }
         return Ok(password);
     }

@@ -2,29 +2,20 @@
 //! agent follows the store's change log and enforces what is written here
 //! within a second; an agent started later restores active bans at start.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use chrono::Utc;
 use clap::Subcommand;
-use rampart_config::Config;
 use rampart_core::{Decision, HumanDuration, Whitelist, parse_net};
 use rampart_store::DecisionQuery;
 
+use crate::accounts::StoreArgs;
+
 #[derive(Debug, clap::Args)]
 pub struct DecisionsArgs {
-    /// Config file naming the store.
-    #[arg(
-        short,
-        long,
-        default_value = "/etc/rampart/rampart.toml",
-        conflicts_with = "database"
-    )]
-    config: PathBuf,
-    /// Database URL, instead of the config's (`sqlite:///var/lib/rampart/rampart.db`).
-    #[arg(long)]
-    database: Option<String>,
+    #[command(flatten)]
+    store: StoreArgs,
     #[command(subcommand)]
     command: DecisionsCommand,
 }
@@ -65,8 +56,8 @@ enum DecisionsCommand {
     },
     /// Lift bans on an address or prefix (and on addresses inside it), or all.
     Unban {
-        /// Address or prefix.
-        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        /// Address or prefix (or --all).
+        #[arg(conflicts_with = "all")]
         ip: Option<String>,
         /// Lift every ban.
         #[arg(long)]
@@ -81,13 +72,15 @@ fn operator() -> String {
 }
 
 pub fn run(args: DecisionsArgs) -> anyhow::Result<ExitCode> {
-    let (url, whitelist) = match &args.database {
-        Some(url) => (url.clone(), Vec::new()),
-        None => {
-            let config = Config::load(&args.config)?;
-            (config.store.url, config.policy.whitelist)
-        }
-    };
+    if let DecisionsCommand::Unban {
+        ip: None,
+        all: false,
+    } = &args.command
+    {
+        anyhow::bail!("name the address or prefix to unban, or give --all to lift every ban");
+    }
+    let (url, config) = args.store.resolve()?;
+    let whitelist = config.map(|c| c.policy.whitelist).unwrap_or_default();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
