@@ -6,14 +6,17 @@
 //! find rather than the first. The doc comment of each field is its user
 //! documentation (`docs/configuration.md` is kept in step with it).
 
+mod audit;
 mod gateway;
 mod http_detect;
 mod interpolate;
+mod load;
 mod server;
 mod types;
 
 use std::path::{Path, PathBuf};
 
+pub use audit::{Notice, Severity};
 pub use gateway::*;
 pub use http_detect::*;
 pub use interpolate::interpolate;
@@ -57,38 +60,59 @@ impl Config {
         path: &Path,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let (expanded, mut problems) = interpolate(text, env);
+        match Self::parse_lenient(text, path, env) {
+            (Some(config), problems) if problems.is_empty() => Ok(config),
+            (_, problems) => Err(ConfigError(problems)),
+        }
+    }
+
+    /// Reads a config file for `config check`: every problem, and the
+    /// config that remains once the entries at fault are left out (for the
+    /// checks beyond parsing, [`Config::audit`]); none when the file cannot
+    /// be read or is not TOML.
+    pub fn check_file(path: &Path) -> (Option<Self>, Vec<Problem>) {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::parse_lenient(&text, path, &|name| std::env::var(name).ok()),
+            Err(e) => (
+                None,
+                vec![Problem {
+                    file: path.to_owned(),
+                    line: None,
+                    message: format!("cannot read: {e}"),
+                }],
+            ),
+        }
+    }
+
+    fn parse_lenient(
+        text: &str,
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> (Option<Self>, Vec<Problem>) {
+        let (expanded, interpolation) = interpolate(text, env);
         let problem = |line, message| Problem {
             file: path.to_owned(),
             line,
             message,
         };
-        let mut problems: Vec<Problem> = problems
-            .drain(..)
+        let mut problems: Vec<Problem> = interpolation
+            .into_iter()
             .map(|(line, msg)| problem(Some(line), msg))
             .collect();
-        let config: Config = match toml::from_str(&expanded) {
-            Ok(c) => c,
-            Err(e) => {
-                let line = e.span().map(|s| line_of(&expanded, s.start));
-                problems.push(problem(line, e.message().trim().to_owned()));
-                return Err(ConfigError(problems));
-            }
-        };
         // Values left empty by failed interpolation would only add noise.
         let interpolated_ok = problems.is_empty();
+        let (config, found) = load::deserialize_all::<Config>(&expanded);
         problems.extend(
-            config
-                .validate()
+            found
                 .into_iter()
-                .filter(|_| interpolated_ok)
-                .map(|msg| problem(None, msg)),
+                .map(|f| problem(f.offset.map(|o| line_of(&expanded, o)), f.message)),
         );
-        if problems.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigError(problems))
+        if let Some(config) = &config
+            && interpolated_ok
+        {
+            problems.extend(config.validate().into_iter().map(|msg| problem(None, msg)));
         }
+        (config, problems)
     }
 }
 

@@ -100,7 +100,9 @@ impl Default for RetentionConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FleetConfig {
-    /// The server's base URL, `http://host:9700` or `https://…`.
+    /// The server's base URL, `http://host:9700`. This build speaks plain
+    /// HTTP to the server: keep it on a private network, or reach it
+    /// through a TLS-terminating proxy on the node (`http://127.0.0.1:…`).
     pub url: Option<String>,
     /// A machine token (`rampart token create NAME --role agent`). Use
     /// `${VAR}` to keep it out of the file.
@@ -169,10 +171,8 @@ impl FleetConfig {
         let mut problems = Vec::new();
         match (&self.url, &self.token) {
             (Some(url), token) => {
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    problems.push(format!(
-                        "fleet.url: {url:?} is not an http:// or https:// URL"
-                    ));
+                if let Err(e) = check_fleet_url(url) {
+                    problems.push(e);
                 }
                 if token.as_deref().is_none_or(str::is_empty) {
                     problems.push("fleet.url needs fleet.token".to_owned());
@@ -185,5 +185,20 @@ impl FleetConfig {
             problems.push("fleet.batch must be at least 1".to_owned());
         }
         problems
+    }
+}
+
+/// Why `url` cannot be `fleet.url`: the one check the config and the fleet
+/// client share.
+pub fn check_fleet_url(url: &str) -> Result<(), String> {
+    if url.starts_with("https://") {
+        return Err(format!(
+            "fleet.url = {url:?}: only http:// is supported by this build (put a TLS-terminating \
+             proxy on the path, or keep the server on a private network)"
+        ));
+    }
+    match url.strip_prefix("http://") {
+        Some(rest) if !rest.is_empty() && !rest.starts_with('/') => Ok(()),
+        _ => Err(format!("fleet.url = {url:?}: expected http://host:port")),
     }
 }

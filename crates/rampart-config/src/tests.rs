@@ -201,3 +201,92 @@ idle = "5s"
     let unknown = parse("[gateway]\nlisten_on = []\n").unwrap_err();
     assert!(unknown.to_string().contains("listen_on"), "{unknown}");
 }
+
+#[test]
+fn every_bad_key_and_value_is_reported_in_file_order_naming_key_and_value() {
+    let text = r#"
+[agent]
+colour = "blue"
+
+[[source]]
+name = "ssh"
+format = "sshd"
+paths = ["/var/log/auth.log"]
+pathz = ["typo"]
+
+[[source]]
+name = "web"
+format = "nginxx"
+paths = ["/var/log/nginx/access.log"]
+
+[[source]]
+name = "no-format"
+paths = ["/var/log/x.log"]
+
+[[source]]
+name = "slow"
+format = "nginx"
+paths = ["/var/log/nginx/access.log"]
+poll_interval = "fast"
+
+[policy.ban]
+high = "999999999d"
+
+[metrics]
+listen = "localhost"
+"#;
+    let err = parse(text).unwrap_err();
+    let got: Vec<(Option<usize>, &str)> =
+        err.0.iter().map(|p| (p.line, p.message.as_str())).collect();
+    let expect: [(usize, &str); 7] = [
+        (3, "agent.colour: unknown field `colour`"),
+        (9, "source[0].pathz: unknown field `pathz`"),
+        (
+            13,
+            "source[1].format = \"nginxx\": unknown variant `nginxx`",
+        ),
+        (16, "source[2]: missing field `format`"),
+        (24, "source[3].poll_interval = \"fast\": invalid duration"),
+        (
+            27,
+            "policy.ban.high = \"999999999d\": invalid duration \"999999999d\": longer than 100 years",
+        ),
+        (
+            30,
+            "metrics.listen = \"localhost\": invalid socket address syntax (write an IP address",
+        ),
+    ];
+    assert_eq!(got.len(), expect.len(), "{got:#?}");
+    for ((line, message), (want_line, want)) in got.iter().zip(expect) {
+        assert_eq!(*line, Some(want_line), "{message}");
+        assert!(
+            message.starts_with(want),
+            "{message:?} should start with {want:?}"
+        );
+    }
+}
+
+#[test]
+fn validation_still_runs_on_what_parsed_when_some_keys_are_bad() {
+    let err = parse("[agent]\ncolour = 1\n[fleet]\nbatch = 0\n").unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("agent.colour"), "{text}");
+    assert!(text.contains("fleet.batch must be at least 1"), "{text}");
+}
+
+#[test]
+fn a_fleet_url_this_build_cannot_reach_is_refused_at_load() {
+    let err = parse("[fleet]\nurl = \"https://server:9700\"\ntoken = \"t\"\n").unwrap_err();
+    assert!(
+        err.to_string().contains("only http:// is supported"),
+        "{err}"
+    );
+    assert!(parse("[fleet]\nurl = \"http://server:9700\"\ntoken = \"t\"\n").is_ok());
+}
+
+#[test]
+fn a_file_that_is_not_toml_reports_its_syntax_error_with_the_line() {
+    let err = parse("[agent]\nname = \"x\"\n[policy\n").unwrap_err();
+    assert_eq!(err.0.len(), 1, "{err}");
+    assert_eq!(err.0[0].line, Some(3));
+}

@@ -12,14 +12,19 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub struct HumanDuration(pub std::time::Duration);
 
 impl HumanDuration {
+    /// The longest duration a config may write: 100 years. Anything longer
+    /// is a typo, and timestamps a duration is added to stay in range.
+    pub const MAX: Self = Self::from_secs(100 * 36_525 * 864);
+
     /// From whole seconds.
     pub const fn from_secs(secs: u64) -> Self {
         Self(std::time::Duration::from_secs(secs))
     }
 
-    /// As a chrono duration (saturating at chrono's range).
+    /// As a chrono duration, at most [`HumanDuration::MAX`] (so that adding
+    /// it to any time of this millennium cannot overflow).
     pub fn to_chrono(self) -> chrono::Duration {
-        chrono::Duration::from_std(self.0).unwrap_or(chrono::Duration::MAX)
+        chrono::Duration::from_std(self.0.min(Self::MAX.0)).unwrap_or(chrono::Duration::MAX)
     }
 
     /// Whole seconds.
@@ -80,7 +85,11 @@ impl FromStr for HumanDuration {
                 .ok_or_else(|| err("too large"))?;
         }
         let ms = u64::try_from(total_ms).map_err(|_| err("too large"))?;
-        Ok(Self(std::time::Duration::from_millis(ms)))
+        let duration = std::time::Duration::from_millis(ms);
+        if duration > Self::MAX.0 {
+            return Err(err("longer than 100 years"));
+        }
+        Ok(Self(duration))
     }
 }
 
@@ -136,8 +145,27 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_a_duration() {
-        for bad in ["", "10", "m", "10x", "-5m", "99999999999999999999999d"] {
+        for bad in [
+            "",
+            "10",
+            "m",
+            "10x",
+            "-5m",
+            "99999999999999999999999d",
+            "999999999d",
+        ] {
             assert!(bad.parse::<HumanDuration>().is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn a_century_is_the_longest_duration_and_adds_to_any_time() {
+        let century: HumanDuration = "5217w".parse().unwrap();
+        assert!(century <= HumanDuration::MAX);
+        assert!("5218w".parse::<HumanDuration>().is_err());
+        // Built in code rather than parsed, a huge duration still adds safely.
+        let huge = HumanDuration(std::time::Duration::from_secs(u64::MAX / 4));
+        let later = chrono::Utc::now() + huge.to_chrono();
+        assert!(later > chrono::Utc::now());
     }
 }

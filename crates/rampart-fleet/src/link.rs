@@ -57,9 +57,7 @@ pub enum LinkConfigError {
     #[error("{0} is not set")]
     Missing(&'static str),
     /// The URL is not one this build can reach.
-    #[error(
-        "fleet.url {0:?}: only http:// is supported by this build (put a TLS-terminating proxy on the path, or keep the server on a private network)"
-    )]
+    #[error("{0}")]
     Scheme(String),
 }
 
@@ -77,9 +75,7 @@ impl Link {
             .url
             .as_deref()
             .ok_or(LinkConfigError::Missing("fleet.url"))?;
-        if !url.starts_with("http://") {
-            return Err(LinkConfigError::Scheme(url.to_owned()));
-        }
+        rampart_config::check_fleet_url(url).map_err(LinkConfigError::Scheme)?;
         let token = config
             .token
             .clone()

@@ -15,7 +15,7 @@ use rampart_store::Store;
 /// Runs the agent; with `with_gateway`, also the gateway when the config
 /// has backends (`rampart run`), on the same store.
 pub fn run(path: &Path, with_gateway: bool) -> anyhow::Result<ExitCode> {
-    let config = Config::load(path)?;
+    let config = crate::check::load(path)?;
     let rules = rules::load(config.rules.dir.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

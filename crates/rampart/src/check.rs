@@ -4,20 +4,45 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use rampart_config::Config;
+use rampart_config::{Config, ConfigError, Problem, Severity};
 use rampart_logs::parse::{ParseOptions, build_parser};
 
 use rampart_agent::rules;
 
+/// Loads the config a role runs with: what `config check` calls an error
+/// stops it, warnings are logged.
+pub fn load(path: &Path) -> anyhow::Result<Config> {
+    let config = Config::load(path)?;
+    let mut errors = Vec::new();
+    for notice in config.audit(Some(path)) {
+        match notice.severity {
+            Severity::Error => errors.push(Problem {
+                file: path.to_owned(),
+                line: None,
+                message: notice.message,
+            }),
+            Severity::Warning => tracing::warn!("{}: {}", path.display(), notice.message),
+        }
+    }
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigError(errors).into())
+    }
+}
+
 pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
     let mut problems: Vec<String> = Vec::new();
-    let config = match Config::load(path) {
-        Ok(c) => Some(c),
-        Err(e) => {
-            problems.extend(e.0.iter().map(ToString::to_string));
-            None
+    let mut warnings: Vec<String> = Vec::new();
+    let (config, found) = Config::check_file(path);
+    problems.extend(found.iter().map(ToString::to_string));
+    for notice in config.iter().flat_map(|c| c.audit(Some(path))) {
+        let line = format!("{}: {}", path.display(), notice.message);
+        match notice.severity {
+            Severity::Error => problems.push(line),
+            Severity::Warning => warnings.push(line),
         }
-    };
+    }
     let rules_dir = config.as_ref().and_then(|c| c.rules.dir.clone());
     let rules = match rules::load(rules_dir.as_deref()) {
         Ok(r) => Some(r),
@@ -38,13 +63,21 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
     if problems.is_empty() {
         let (sources, scenarios) = (
             config.as_ref().map_or(0, |c| c.sources.len()),
             rules.as_ref().map_or(0, |r| r.scenarios.scenarios.len()),
         );
+        let warned = match warnings.len() {
+            0 => String::new(),
+            1 => ", 1 warning".to_owned(),
+            n => format!(", {n} warnings"),
+        };
         outln!(
-            "{}: ok ({sources} sources, {scenarios} scenarios)",
+            "{}: ok ({sources} sources, {scenarios} scenarios{warned})",
             path.display()
         );
         Ok(ExitCode::SUCCESS)

@@ -41,7 +41,7 @@ pub struct GatewayArgs {
 
 pub fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
     let mut config = match &args.config {
-        Some(path) => Config::load(path)?,
+        Some(path) => crate::check::load(path)?,
         None => {
             let mut c = Config::default();
             c.store.url = "sqlite://rampart.db".to_owned();

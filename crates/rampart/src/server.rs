@@ -40,7 +40,7 @@ pub struct ServerArgs {
 
 pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let mut config = match &args.config {
-        Some(path) => Config::load(path)?,
+        Some(path) => crate::check::load(path)?,
         None => {
             let mut c = Config::default();
             c.store.url = "sqlite://rampart.db".to_owned();
