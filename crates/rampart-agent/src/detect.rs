@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 use rampart_core::Level;
-use rampart_detect::{Detector, Outcome};
+use rampart_detect::{Outcome, Pipeline};
 use rampart_logs::Batch;
 use rampart_logs::clock::ClockGuard;
 use rampart_store::Store;
@@ -27,7 +27,7 @@ pub(crate) enum Control {
 
 /// Detection: events in, decisions stored.
 pub(crate) async fn detect(
-    mut detector: Detector,
+    mut detector: Pipeline,
     store: Arc<dyn Store>,
     mut batches: mpsc::Receiver<Batch>,
     mut control: mpsc::UnboundedReceiver<Control>,

@@ -32,7 +32,7 @@ use chrono::Utc;
 use rampart_act::{Executor, FirewallActuator, RetryPolicy};
 use rampart_config::Config;
 use rampart_core::{Action, Decision, Whitelist};
-use rampart_detect::{Detector, Policy};
+use rampart_detect::{Pipeline, Policy};
 use rampart_logs::Batch;
 use rampart_store::{DecisionQuery, Follower, Store};
 use tokio::sync::{mpsc, watch};
@@ -77,7 +77,7 @@ impl Agent {
         let mut policy = Policy::new(
             config.policy.clone(),
             whitelist.clone(),
-            Detector::overrides(&rules.scenarios),
+            Pipeline::overrides(&rules.scenarios),
         );
         policy.seed_history(
             store
@@ -164,7 +164,7 @@ impl Agent {
             follower.run(&mut enforcement, FOLLOW_EVERY, stopped).await;
         });
         let detection = tokio::spawn(detect::detect(
-            Detector::new(&rules.scenarios, policy),
+            Pipeline::new(&rules.scenarios, policy),
             store,
             batch_rx,
             ctl_rx,

@@ -90,9 +90,13 @@ impl Metrics {
             "Log lines skipped, by reason",
             m.skipped.clone(),
         );
-        registry.register("findings", "Findings by scenario", m.findings.clone());
         registry.register(
-            "decisions",
+            "detect_findings",
+            "Findings by scenario",
+            m.findings.clone(),
+        );
+        registry.register(
+            "policy_decisions",
             "Decisions by origin, action and dry run",
             m.decisions.clone(),
         );
@@ -106,14 +110,18 @@ impl Metrics {
             "Firewall operations that failed",
             m.firewall_failures.clone(),
         );
-        registry.register("active_bans", "Bans enforced now", m.active_bans.clone());
         registry.register(
-            "store_errors",
-            "Store operations that failed",
+            "firewall_active_bans",
+            "Bans enforced now",
+            m.active_bans.clone(),
+        );
+        registry.register(
+            "agent_store_errors",
+            "Store operations of the agent that failed",
             m.store_errors.clone(),
         );
         registry.register(
-            "source_errors",
+            "log_source_errors",
             "Read errors of log sources",
             m.source_errors.clone(),
         );

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use rampart_config::{JsonMapping, LogFormat, PolicyConfig};
 use rampart_core::Whitelist;
-use rampart_detect::{Detector, Outcome, Policy, Selection};
+use rampart_detect::{Outcome, Pipeline, Policy, Selection};
 use rampart_logs::LineCounts;
 use rampart_logs::clock::ClockGuard;
 use rampart_logs::parse::{ParseOptions, build_parser};
@@ -67,7 +67,7 @@ pub struct Input<'a> {
 /// would have on the host.
 pub struct Replay<'r> {
     rules: &'r Rules,
-    detector: Detector,
+    detector: Pipeline,
     threads: usize,
     /// Lines of every input so far, by outcome.
     pub counts: LineCounts,
@@ -77,10 +77,10 @@ impl<'r> Replay<'r> {
     /// An engine over `rules` with `policy`, parsing on `threads` threads.
     pub fn new(rules: &'r Rules, policy: PolicyConfig, threads: usize) -> anyhow::Result<Self> {
         let whitelist = Whitelist::new(policy.whitelist_nets()?);
-        let overrides = Detector::overrides(&rules.scenarios);
+        let overrides = Pipeline::overrides(&rules.scenarios);
         Ok(Self {
             rules,
-            detector: Detector::new(&rules.scenarios, Policy::new(policy, whitelist, overrides)),
+            detector: Pipeline::new(&rules.scenarios, Policy::new(policy, whitelist, overrides)),
             threads: threads.max(1),
             counts: LineCounts::default(),
         })

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use chrono::Utc;
-use rampart_config::{SourceConfig, SourceType};
+use rampart_config::{SourceConfig, SourceInput};
 use rampart_logs::journal::{JournalParser, JournalSource};
 use rampart_logs::parse::{LineParser, ParseOptions, ParserRules, build_parser};
 use rampart_logs::tail::{FileSource, TailOptions};
@@ -34,9 +34,9 @@ pub(crate) fn start_source(
     // (thread name, source, its parser)
     type Run = (String, Box<dyn Source>, Box<dyn LineParser>);
     let mut runs: Vec<Run> = Vec::new();
-    match source.kind {
-        SourceType::File => {
-            for path in &source.paths {
+    match &source.input {
+        SourceInput::File { paths } => {
+            for path in paths {
                 let parser = build_parser(source.format, rules, source.json.as_ref(), opts.clone())
                     .map_err(|e| anyhow::anyhow!("source {}: {e}", source.name))?;
                 let key = path.display().to_string();
@@ -52,11 +52,14 @@ pub(crate) fn start_source(
                 runs.push((format!("tail {key}"), Box::new(file), parser));
             }
         }
-        SourceType::Journald => {
+        SourceInput::Journald {
+            matches,
+            journalctl,
+        } => {
             let journal = JournalSource::new(
                 Arc::clone(&name),
-                source.journalctl.clone(),
-                source.journal_matches.clone(),
+                journalctl.clone(),
+                matches.clone(),
                 source.from_start,
                 saved.iter().find_map(|p| p.cursor.clone()),
             );

@@ -34,7 +34,10 @@ ban = { high = "2h", critical = "0s" }
 "#,
     )
     .unwrap();
-    assert_eq!(config.sources[0].paths[0], Path::new("/var/log/auth.log"));
+    let SourceInput::File { paths } = &config.sources[0].input else {
+        panic!("a file source: {:?}", config.sources[0]);
+    };
+    assert_eq!(paths[0], Path::new("/var/log/auth.log"));
     assert!(config.sources[0].from_start);
     assert!(config.policy.dry_run);
     assert_eq!(config.policy.ban.high.unwrap().as_secs(), 7200);
@@ -81,10 +84,20 @@ name = "a"
 format = "json"
 
 [[source]]
-name = "a"
+name = "b"
 format = "sshd"
 type = "journald"
 paths = ["/x"]
+
+[[source]]
+name = "c"
+format = "sshd"
+paths = ["/y"]
+
+[[source]]
+name = "c"
+format = "sshd"
+type = "journald"
 
 [policy]
 whitelist = ["not-an-ip"]
@@ -289,4 +302,64 @@ fn a_file_that_is_not_toml_reports_its_syntax_error_with_the_line() {
     let err = parse("[agent]\nname = \"x\"\n[policy\n").unwrap_err();
     assert_eq!(err.0.len(), 1, "{err}");
     assert_eq!(err.0[0].line, Some(3));
+}
+
+#[test]
+fn a_source_is_typed_once_at_load_and_each_type_has_only_its_fields() {
+    let config = parse(
+        r#"
+[[source]]
+name = "journal"
+format = "sshd"
+type = "journald"
+journal_matches = ["_SYSTEMD_UNIT=ssh.service"]
+"#,
+    )
+    .unwrap();
+    assert_eq!(config.sources[0].kind(), SourceType::Journald);
+    assert_eq!(
+        config.sources[0].input,
+        SourceInput::Journald {
+            matches: vec!["_SYSTEMD_UNIT=ssh.service".to_owned()],
+            journalctl: "journalctl".into(),
+        }
+    );
+    let err = parse(
+        r#"
+[[source]]
+name = "files"
+format = "nginx"
+paths = ["/var/log/nginx/access.log"]
+journal_matches = ["_SYSTEMD_UNIT=nginx.service"]
+max_line_bytes = 10
+"#,
+    )
+    .unwrap_err();
+    assert_eq!(err.0.len(), 1, "{err}");
+    let message = &err.0[0].message;
+    assert!(message.starts_with("source[0]: "), "{message}");
+    assert!(message.contains("only apply to type journald"), "{message}");
+    assert!(
+        message.contains("max_line_bytes must be at least 256"),
+        "{message}"
+    );
+    // What was loaded writes back as the same table.
+    let back = toml::to_string(&config).unwrap();
+    assert_eq!(parse(&back).unwrap(), config);
+}
+
+#[test]
+fn an_empty_metrics_address_disables_the_endpoint() {
+    assert_eq!(
+        parse("[metrics]\nlisten = \"\"\n").unwrap().metrics.listen,
+        None
+    );
+    let on = parse("[metrics]\nlisten = \"127.0.0.1:9999\"\n").unwrap();
+    assert_eq!(on.metrics.listen, Some("127.0.0.1:9999".parse().unwrap()));
+    assert_eq!(parse(&toml::to_string(&on).unwrap()).unwrap(), on);
+    let err = parse("[metrics]\nlisten = \"localhost\"\n").unwrap_err();
+    assert!(
+        err.to_string().contains("metrics.listen = \"localhost\""),
+        "{err}"
+    );
 }

@@ -98,40 +98,204 @@ impl LogFormat {
     }
 }
 
-/// One log source.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// One log source, checked once at load: its input is one of the
+/// [`SourceInput`] variants with only that variant's fields, and a JSON
+/// mapping is present exactly when the format is `json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(into = "RawSource")]
 pub struct SourceConfig {
     /// Name of the source, shown in events and metrics (`sshd`, `web`…). Unique.
     pub name: String,
-    /// `file` (default) or `journald`.
-    #[serde(default, rename = "type")]
-    pub kind: SourceType,
     /// Parser: `sshd`, `nginx`, `apache` or `json`.
     pub format: LogFormat,
+    /// The field mapping; `Some` exactly when `format` is `json`.
+    pub json: Option<JsonMapping>,
+    /// Read from the start instead of the end when there is no saved position.
+    pub from_start: bool,
+    /// How often the input is checked for new lines (and files for rotation).
+    pub poll_interval: HumanDuration,
+    /// Longer lines are skipped (counted as `too_long`).
+    pub max_line_bytes: usize,
+    /// Where the lines come from.
+    pub input: SourceInput,
+}
+
+/// Where a source's lines come from (`type` in the file).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceInput {
+    /// `type = "file"` (the default): follow these files.
+    File {
+        /// Files to follow; at least one. They need not exist yet.
+        paths: Vec<PathBuf>,
+    },
+    /// `type = "journald"`: follow the systemd journal.
+    Journald {
+        /// Journal matches (`_SYSTEMD_UNIT=ssh.service`); none reads everything.
+        matches: Vec<String>,
+        /// The journalctl program.
+        journalctl: PathBuf,
+    },
+}
+
+impl SourceConfig {
+    /// The input's type.
+    pub fn kind(&self) -> SourceType {
+        match self.input {
+            SourceInput::File { .. } => SourceType::File,
+            SourceInput::Journald { .. } => SourceType::Journald,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SourceConfig {
+    /// As a [`RawSource`] checked by `try_from`, inside the table's own
+    /// visit so that a problem is reported at the table's line.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Table;
+        impl<'de> serde::de::Visitor<'de> for Table {
+            type Value = SourceConfig;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a [[source]] table")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<SourceConfig, A::Error> {
+                let raw =
+                    RawSource::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                SourceConfig::try_from(raw).map_err(serde::de::Error::custom)
+            }
+        }
+        d.deserialize_map(Table)
+    }
+}
+
+/// A `[[source]]` table as written, before its type is checked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    /// Name of the source, shown in events and metrics (`sshd`, `web`…). Unique.
+    name: String,
+    /// `file` (default) or `journald`.
+    #[serde(default, rename = "type")]
+    kind: SourceType,
+    /// Parser: `sshd`, `nginx`, `apache` or `json`.
+    format: LogFormat,
     /// Files to follow (type `file`). They need not exist yet.
-    #[serde(default)]
-    pub paths: Vec<PathBuf>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    paths: Vec<PathBuf>,
     /// Read existing files from their start instead of their end when there
     /// is no saved position. Default false: a huge existing log is not re-read.
     #[serde(default)]
-    pub from_start: bool,
+    from_start: bool,
     /// How often files are checked for new lines, rotation and truncation.
     #[serde(default = "default_poll")]
-    pub poll_interval: HumanDuration,
+    poll_interval: HumanDuration,
     /// Longer lines are skipped (counted as `too_long`). Default 64 KiB.
     #[serde(default = "default_max_line")]
-    pub max_line_bytes: usize,
+    max_line_bytes: usize,
     /// Journal matches for type `journald`, e.g. `["_SYSTEMD_UNIT=ssh.service"]`
     /// or `["SYSLOG_IDENTIFIER=sshd"]`.
-    #[serde(default)]
-    pub journal_matches: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    journal_matches: Vec<String>,
     /// The journalctl program (type `journald`). Default `journalctl`.
-    #[serde(default = "default_journalctl")]
-    pub journalctl: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    journalctl: Option<PathBuf>,
     /// Field mapping for format `json`.
-    #[serde(default)]
-    pub json: Option<JsonMapping>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    json: Option<JsonMapping>,
+}
+
+impl TryFrom<RawSource> for SourceConfig {
+    type Error = String;
+
+    /// Every problem of the table in one message (the loader names the
+    /// source it is about).
+    fn try_from(raw: RawSource) -> Result<Self, String> {
+        let mut problems = Vec::new();
+        let input = match raw.kind {
+            SourceType::File => {
+                if raw.paths.is_empty() {
+                    problems.push("type file needs at least one path in paths".to_owned());
+                }
+                if !raw.journal_matches.is_empty() || raw.journalctl.is_some() {
+                    problems.push(
+                        "journal_matches and journalctl only apply to type journald".to_owned(),
+                    );
+                }
+                SourceInput::File { paths: raw.paths }
+            }
+            SourceType::Journald => {
+                if !raw.paths.is_empty() {
+                    problems.push("type journald takes no paths (use journal_matches)".to_owned());
+                }
+                SourceInput::Journald {
+                    matches: raw.journal_matches,
+                    journalctl: raw.journalctl.unwrap_or_else(default_journalctl),
+                }
+            }
+        };
+        if raw.poll_interval.0.is_zero() {
+            problems.push("poll_interval must be above zero".to_owned());
+        }
+        if raw.max_line_bytes < 256 {
+            problems.push("max_line_bytes must be at least 256".to_owned());
+        }
+        match (raw.format, &raw.json) {
+            (LogFormat::Json, None) => {
+                problems.push("format json needs a [source.json] mapping".to_owned());
+            }
+            (LogFormat::Json, Some(map)) => {
+                problems.extend(
+                    validate_mapping(map)
+                        .into_iter()
+                        .map(|m| format!("json.{m}")),
+                );
+            }
+            (_, Some(_)) => problems.push("[source.json] only applies to format json".to_owned()),
+            _ => {}
+        }
+        if problems.is_empty() {
+            Ok(Self {
+                name: raw.name,
+                format: raw.format,
+                json: raw.json,
+                from_start: raw.from_start,
+                poll_interval: raw.poll_interval,
+                max_line_bytes: raw.max_line_bytes,
+                input,
+            })
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+}
+
+impl From<SourceConfig> for RawSource {
+    fn from(s: SourceConfig) -> Self {
+        let kind = s.kind();
+        let (paths, journal_matches, journalctl) = match s.input {
+            SourceInput::File { paths } => (paths, Vec::new(), None),
+            SourceInput::Journald {
+                matches,
+                journalctl,
+            } => (Vec::new(), matches, Some(journalctl)),
+        };
+        Self {
+            name: s.name,
+            kind,
+            format: s.format,
+            paths,
+            from_start: s.from_start,
+            poll_interval: s.poll_interval,
+            max_line_bytes: s.max_line_bytes,
+            journal_matches,
+            journalctl,
+            json: s.json,
+        }
+    }
 }
 
 fn default_poll() -> HumanDuration {
@@ -322,8 +486,28 @@ impl Default for FirewallConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
-    /// Address `/metrics` is served on; empty to disable. Default 127.0.0.1:9741.
+    /// Address `/metrics` is served on; `""` to disable. Default 127.0.0.1:9741.
+    #[serde(deserialize_with = "empty_or_addr", serialize_with = "addr_or_empty")]
     pub listen: Option<SocketAddr>,
+}
+
+/// `""` is `None`, anything else a socket address.
+fn empty_or_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    let text = String::deserialize(d)?;
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    text.trim()
+        .parse()
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
+fn addr_or_empty<S: serde::Serializer>(addr: &Option<SocketAddr>, s: S) -> Result<S::Ok, S::Error> {
+    match addr {
+        Some(a) => s.collect_str(a),
+        None => s.serialize_str(""),
+    }
 }
 
 impl Default for MetricsConfig {
@@ -340,42 +524,13 @@ impl Config {
         let mut problems = Vec::new();
         let mut names = std::collections::HashSet::new();
         for (i, src) in self.sources.iter().enumerate() {
-            let at = format!("source[{i}] ({})", src.name);
             if src.name.trim().is_empty() {
                 problems.push(format!("source[{i}]: name is empty"));
             } else if !names.insert(src.name.as_str()) {
-                problems.push(format!("{at}: name is used by another source"));
-            }
-            match src.kind {
-                SourceType::File if src.paths.is_empty() => {
-                    problems.push(format!("{at}: type file needs at least one path in paths"));
-                }
-                SourceType::Journald if !src.paths.is_empty() => {
-                    problems.push(format!(
-                        "{at}: type journald takes no paths (use journal_matches)"
-                    ));
-                }
-                _ => {}
-            }
-            if src.poll_interval.0.is_zero() {
-                problems.push(format!("{at}: poll_interval must be above zero"));
-            }
-            if src.max_line_bytes < 256 {
-                problems.push(format!("{at}: max_line_bytes must be at least 256"));
-            }
-            match (&src.format, &src.json) {
-                (LogFormat::Json, None) => {
-                    problems.push(format!("{at}: format json needs a [source.json] mapping"));
-                }
-                (LogFormat::Json, Some(map)) => problems.extend(
-                    validate_mapping(map)
-                        .into_iter()
-                        .map(|m| format!("{at}: json.{m}")),
-                ),
-                (_, Some(_)) => {
-                    problems.push(format!("{at}: [source.json] only applies to format json"));
-                }
-                _ => {}
+                problems.push(format!(
+                    "source {:?}: name is used by another source",
+                    src.name
+                ));
             }
         }
         for entry in &self.policy.whitelist {

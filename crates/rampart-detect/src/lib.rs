@@ -6,8 +6,9 @@
 //!   emits [`rampart_core::Finding`]s.
 //! - [`policy::Policy`] turns findings into [`rampart_core::Decision`]s:
 //!   durations by level, escalation, whitelist, dry-run.
-//! - [`pipeline::Detector`] ties the two together and feeds bans back to
-//!   the engine, so `recidive` can see them.
+//! - [`Detector`] is what every detector implements (the engine is the
+//!   first); [`Pipeline`] is a list of detectors plus the policy, and
+//!   feeds bans back to the detectors, so `recidive` can see them.
 
 pub mod bucket;
 pub mod condition;
@@ -18,6 +19,6 @@ pub mod policy;
 pub mod rules;
 
 pub use engine::Engine;
-pub use pipeline::Detector;
+pub use pipeline::{Detector, Pipeline, Prepared};
 pub use policy::{Outcome, Policy};
 pub use rules::{Ruleset, Scenario, Selection};

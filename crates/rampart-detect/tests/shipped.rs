@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use rampart_config::PolicyConfig;
 use rampart_core::{Action, Event, EventKind, Whitelist};
-use rampart_detect::{Detector, Outcome, Policy, Ruleset};
+use rampart_detect::{Outcome, Pipeline, Policy, Ruleset};
 
 fn shipped() -> Ruleset {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rules/scenarios");
@@ -45,10 +45,10 @@ fn event(kind: EventKind, ip: &str, at: DateTime<Utc>, fields: &[(&'static str, 
     ev
 }
 
-fn detector(config: PolicyConfig) -> Detector {
+fn detector(config: PolicyConfig) -> Pipeline {
     let rules = shipped();
-    let overrides = Detector::overrides(&rules);
-    Detector::new(
+    let overrides = Pipeline::overrides(&rules);
+    Pipeline::new(
         &rules,
         Policy::new(
             config,
@@ -71,7 +71,7 @@ fn bans(outcomes: &[Outcome]) -> Vec<(String, String)> {
         .collect()
 }
 
-fn run(det: &mut Detector, events: &[Event]) -> Vec<Outcome> {
+fn run(det: &mut Pipeline, events: &[Event]) -> Vec<Outcome> {
     let mut out = Vec::new();
     for ev in events {
         det.handle(ev, None, &mut out);

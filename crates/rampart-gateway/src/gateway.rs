@@ -103,7 +103,10 @@ impl Gateway {
             .set_host(false)
             .build(connector);
 
-        let metrics = Arc::new(Metrics::new());
+        let metrics = Arc::new(match ctx.more_metrics {
+            Some(more) => Metrics::with_more(more),
+            None => Metrics::new(),
+        });
         let store = ctx.store;
         let (log_stop, log_stop_rx) = tokio::sync::watch::channel(false);
         let (log, log_writer) = if config.request_log.enabled {

@@ -103,7 +103,15 @@ pub struct Metrics {
 impl Metrics {
     /// Fresh metrics, registered.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("rampart_gateway");
+        Self::with_more(|_| {})
+    }
+
+    /// Fresh metrics, and whatever `more` registers beside them (under
+    /// the prefix `rampart`; the gateway's own are `rampart_gateway_…`).
+    pub fn with_more(more: impl FnOnce(&mut Registry)) -> Self {
+        let mut root = Registry::with_prefix("rampart");
+        more(&mut root);
+        let registry = root.sub_registry_with_prefix("gateway");
         let m = Self {
             requests: Family::default(),
             errors: Family::default(),
@@ -206,7 +214,10 @@ impl Metrics {
             "TLS handshakes that failed",
             m.tls_failures.clone(),
         );
-        Self { registry, ..m }
+        Self {
+            registry: root,
+            ..m
+        }
     }
 
     /// Counts a request's outcome.

@@ -71,7 +71,14 @@ pub struct GatewayContext {
     pub whitelist: Whitelist,
     /// This gateway's id.
     pub id: String,
+    /// Registers further metrics on the admin endpoint beside the
+    /// gateway's own (the fleet link's, for a gateway that reports to a
+    /// server). The registry's prefix is `rampart`.
+    pub more_metrics: Option<MoreMetrics>,
 }
+
+/// See [`GatewayContext::more_metrics`].
+pub type MoreMetrics = Box<dyn FnOnce(&mut prometheus_client::registry::Registry) + Send>;
 
 /// State shared by every connection and task.
 pub struct Shared {

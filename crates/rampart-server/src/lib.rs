@@ -32,7 +32,7 @@ use axum::routing::{delete, get, patch, post, put};
 use axum::{Extension, Json, Router, middleware};
 use chrono::Utc;
 use rampart_config::ServerConfig;
-use rampart_detect::Detector;
+use rampart_detect::Pipeline;
 use rampart_store::Store;
 
 use crate::access::Principal;
@@ -73,7 +73,7 @@ impl Server {
     pub async fn bind(
         config: ServerConfig,
         store: Arc<dyn Store>,
-        detector: Option<Detector>,
+        detector: Option<Pipeline>,
         node: String,
     ) -> Result<Self, ServerError> {
         let tls = match &config.tls {

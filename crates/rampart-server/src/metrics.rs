@@ -159,6 +159,28 @@ impl ServerMetrics {
     }
 }
 
+/// The `method` label: one of the methods HTTP defines, else `other` (the
+/// method token is the client's to choose, and every new label value is a
+/// series kept for the life of the process).
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    const KNOWN: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::HEAD, "HEAD"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::DELETE, "DELETE"),
+        (Method::PATCH, "PATCH"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::CONNECT, "CONNECT"),
+        (Method::TRACE, "TRACE"),
+    ];
+    KNOWN
+        .iter()
+        .find(|(m, _)| m == method)
+        .map_or("other", |(_, name)| name)
+}
+
 /// Middleware: counts and times every request by its route pattern.
 pub async fn track(
     State(metrics): State<Arc<ServerMetrics>>,
@@ -170,7 +192,7 @@ pub async fn track(
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method()).to_owned();
     let response = next.run(req).await;
     metrics
         .latency
@@ -187,4 +209,17 @@ pub async fn track(
         })
         .inc();
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_defined_methods_become_label_values() {
+        let custom = axum::http::Method::from_bytes(b"X-ANYTHING-1234").unwrap();
+        assert_eq!(method_label(&custom), "other");
+        assert_eq!(method_label(&axum::http::Method::GET), "GET");
+        assert_eq!(method_label(&axum::http::Method::DELETE), "DELETE");
+    }
 }

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use rampart_config::ServerConfig;
-use rampart_detect::Detector;
+use rampart_detect::Pipeline;
 use rampart_store::Store;
 
 use crate::hub::Hub;
@@ -24,7 +24,7 @@ pub struct AppState {
     /// Failed logins per address.
     pub login: Mutex<LoginLimiter>,
     /// rampart's scenarios over the server's own events (failed logins).
-    pub detector: Option<tokio::sync::Mutex<Detector>>,
+    pub detector: Option<tokio::sync::Mutex<Pipeline>>,
     /// This server's name, in the decisions it makes.
     pub node: String,
     /// When it started.

@@ -90,7 +90,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("cannot open store {}", config.store.url))?,
     );
-    let ctx = context(&config, store)?;
+    let mut ctx = context(&config, store)?;
     let fleet = rampart_fleet::Fleet::start(
         &config.fleet,
         Arc::clone(&ctx.store),
@@ -98,6 +98,10 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         rampart_fleet::NodeKind::Gateway,
     )
     .await?;
+    if let Some(fleet) = &fleet {
+        let metrics = Arc::clone(fleet.metrics());
+        ctx.more_metrics = Some(Box::new(move |registry| metrics.register(registry)));
+    }
     let gateway = Gateway::build(&config.gateway, ctx).await?;
     if let Some(fleet) = &fleet {
         let shared = gateway.shared();
@@ -151,5 +155,6 @@ pub(crate) fn context(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<
             .clone()
             .or_else(|| config.agent.name.clone())
             .unwrap_or_else(rampart_agent::host_name),
+        more_metrics: None,
     })
 }

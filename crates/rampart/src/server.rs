@@ -10,7 +10,7 @@ use anyhow::Context;
 use chrono::Utc;
 use rampart_config::{Config, TlsConfig};
 use rampart_core::Whitelist;
-use rampart_detect::{Detector, Policy};
+use rampart_detect::{Pipeline, Policy};
 use rampart_store::Store;
 
 /// Flags of `rampart server`; each overrides the config file's value.
@@ -97,19 +97,19 @@ async fn detector(
     config: &Config,
     rules: &rampart_agent::rules::Rules,
     store: &dyn Store,
-) -> anyhow::Result<Detector> {
+) -> anyhow::Result<Pipeline> {
     let whitelist = Whitelist::exactly(config.policy.whitelist_nets()?);
     let mut policy = Policy::new(
         config.policy.clone(),
         whitelist,
-        Detector::overrides(&rules.scenarios),
+        Pipeline::overrides(&rules.scenarios),
     );
     policy.seed_history(
         store
             .ban_history(Utc::now() - config.policy.escalation.lookback.to_chrono())
             .await?,
     );
-    Ok(Detector::new(&rules.scenarios, policy))
+    Ok(Pipeline::new(&rules.scenarios, policy))
 }
 
 /// A database URL without its password.

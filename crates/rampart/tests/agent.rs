@@ -252,7 +252,10 @@ fn agent_bans_from_a_live_log_resumes_after_restart_and_follows_rotation() {
     eventually(5, "line metrics", || {
         metric(s.metrics_port, "rampart_log_lines_total") == 13.0
     });
-    assert_eq!(metric(s.metrics_port, "rampart_decisions_total"), 1.0);
+    assert_eq!(
+        metric(s.metrics_port, "rampart_policy_decisions_total"),
+        1.0
+    );
 
     // An operator's ban and unban through the CLI.
     decisions_cli(

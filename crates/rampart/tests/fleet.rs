@@ -528,6 +528,22 @@ heartbeat_every = "1s"
         !gateway_refuses("127.0.0.3"),
         "only the banned address is refused"
     );
+    // The gateway's admin endpoint shows its fleet link beside its own metrics.
+    let (status, metrics) =
+        http_from(None, gw_admin, "GET", "/metrics", None, None).expect("gateway metrics");
+    assert_eq!(status, 200);
+    let applied = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("rampart_fleet_applied_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    assert!(
+        applied.is_some_and(|n| n >= 1.0),
+        "fleet metrics: {metrics}"
+    );
+    assert!(
+        metrics.contains("rampart_gateway_requests_total"),
+        "{metrics}"
+    );
 
     // 2. Agent A decides a ban from its own log; B and the gateway get it.
     append(&a.log, &failures("203.0.113.50", 6));

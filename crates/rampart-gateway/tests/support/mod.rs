@@ -308,6 +308,7 @@ async fn start(
                 .collect(),
         ),
         id: "gw-test".into(),
+        more_metrics: None,
     };
     let gw = Gateway::build(&config, ctx).await.expect("gateway builds");
     let addr = gw.local_addrs()[0];
