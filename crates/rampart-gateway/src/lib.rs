@@ -11,6 +11,7 @@ pub mod admin;
 pub mod backend;
 pub mod bans;
 pub mod context;
+pub mod failure;
 mod gateway;
 pub mod inspect;
 pub mod metrics;

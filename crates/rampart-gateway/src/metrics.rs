@@ -22,14 +22,35 @@ pub enum Outcome {
     attack,
     /// Refused: behaviour score at or above the block threshold.
     anomaly,
+    /// 400: the request cannot be rebuilt for a backend.
+    bad_request,
     /// 502: no backend could be reached.
     bad_gateway,
     /// 503: no healthy backend.
     unavailable,
     /// 504: the backend did not answer in time.
     timeout,
-    /// Aborted by the client or the connection.
+    /// 400: the client's form body was incomplete or longer than declared.
     aborted,
+    /// 500: the gateway lost the request (a bug).
+    internal,
+}
+
+impl Outcome {
+    /// Every outcome.
+    pub const ALL: [Outcome; 11] = [
+        Outcome::forwarded,
+        Outcome::banned,
+        Outcome::flood,
+        Outcome::attack,
+        Outcome::anomaly,
+        Outcome::bad_request,
+        Outcome::bad_gateway,
+        Outcome::unavailable,
+        Outcome::timeout,
+        Outcome::aborted,
+        Outcome::internal,
+    ];
 }
 
 /// Who caused a failed request (STYLE: the gateway records whether the
@@ -41,7 +62,7 @@ pub enum Culprit {
     client,
     /// A backend failed or timed out.
     upstream,
-    /// The gateway itself (e.g. no backend configured).
+    /// The gateway itself (a bug).
     gateway,
 }
 
@@ -234,20 +255,9 @@ impl Metrics {
     /// anomaly) so far: what a fleet heartbeat reports.
     pub fn totals(&self) -> (u64, u64) {
         use Outcome::*;
-        let all = [
-            forwarded,
-            banned,
-            flood,
-            attack,
-            anomaly,
-            bad_gateway,
-            unavailable,
-            timeout,
-            aborted,
-        ];
         let refused = [banned, flood, attack, anomaly];
         let sum = |list: &[Outcome]| list.iter().map(|o| self.requests_with(*o)).sum();
-        (sum(&all), sum(&refused))
+        (sum(&Outcome::ALL), sum(&refused))
     }
 
     /// Counts a failed request by who caused it.

@@ -14,9 +14,10 @@
 //! 5. `logging` — when the response body ends (or the client goes away):
 //!    the request-log record and the client's response statistics.
 //!
-//! Failures are answered here and only here: 502 (no backend could be
-//! reached), 503 (no healthy backend), 504 (the backend did not answer in
-//! time), 400 for requests whose framing is ambiguous (see [`crate::framing`]).
+//! Failures are [`Failure`]s, answered by [`Failure::answer`], the one
+//! mapping to a status, an outcome and a culprit. Requests whose framing is
+//! ambiguous never reach this path: the connection's framing guard
+//! (`rampart_http::framing`) refuses them with 400.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -40,7 +41,8 @@ use crate::backend::Transition;
 use crate::bans::BanKind;
 pub use crate::context::{Body, BoxError, RequestCtx};
 use crate::inspect::{RequestFacts, Verdict};
-use crate::metrics::{Culprit, Outcome};
+use crate::failure::Failure;
+use crate::metrics::Outcome;
 use crate::shared::Shared;
 
 /// Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1).
@@ -105,20 +107,12 @@ pub async fn serve(
     }
     let response = match (refusal, req) {
         (Some(refusal), _) => refusal,
-        (None, None) => local_response(StatusCode::INTERNAL_SERVER_ERROR, &ctx, "request lost"),
+        (None, None) => Failure::Internal.answer(&shared, &mut ctx),
         (None, Some(req)) => {
             let total = shared.config.timeouts.total.0;
             match tokio::time::timeout(total, forward(&shared, req, &mut ctx)).await {
                 Ok(response) => response,
-                Err(_) => {
-                    ctx.outcome = Outcome::timeout;
-                    shared.metrics.error(Culprit::upstream);
-                    local_response(
-                        StatusCode::GATEWAY_TIMEOUT,
-                        &ctx,
-                        "the backend did not answer in time",
-                    )
-                }
+                Err(_) => Failure::Timeout.answer(&shared, &mut ctx),
             }
         }
     };
@@ -242,15 +236,7 @@ async fn body_filter(
     .await;
     let bytes = match read {
         Ok(Some(bytes)) => bytes,
-        Ok(None) | Err(_) => {
-            ctx.outcome = Outcome::aborted;
-            shared.metrics.error(Culprit::client);
-            return Err(local_response(
-                StatusCode::BAD_REQUEST,
-                ctx,
-                "request body incomplete or longer than declared",
-            ));
-        }
+        Ok(None) | Err(_) => return Err(Failure::IncompleteBody.answer(shared, ctx)),
     };
     if let Some((label, reason)) = shared.inspector.check_form(&bytes) {
         ctx.prediction = Prediction::Attack;
@@ -336,14 +322,12 @@ async fn forward(
     loop {
         // Phase 2: upstream_peer.
         let Some(lease) = shared.pool.pick(&tried) else {
-            if tried.is_empty() {
-                ctx.outcome = Outcome::unavailable;
-                shared.metrics.error(Culprit::upstream);
-                return local_response(StatusCode::SERVICE_UNAVAILABLE, ctx, "no healthy backend");
-            }
-            ctx.outcome = Outcome::bad_gateway;
-            shared.metrics.error(Culprit::upstream);
-            return local_response(StatusCode::BAD_GATEWAY, ctx, "no backend could be reached");
+            let failure = if tried.is_empty() {
+                Failure::NoHealthyBackend
+            } else {
+                Failure::Unreachable
+            };
+            return failure.answer(shared, ctx);
         };
         tried.push(lease.index());
         let backend = lease.backend();
@@ -364,9 +348,7 @@ async fn forward(
             Ok(r) => r,
             Err(error) => {
                 tracing::debug!(%error, "cannot build the upstream request");
-                ctx.outcome = Outcome::bad_gateway;
-                shared.metrics.error(Culprit::client);
-                return local_response(StatusCode::BAD_REQUEST, ctx, "request cannot be forwarded");
+                return Failure::Unforwardable.answer(shared, ctx);
             }
         };
         let wait = shared.config.timeouts.backend_response.0;
@@ -385,23 +367,11 @@ async fn forward(
                 if connect && tried.len() < attempts {
                     continue;
                 }
-                ctx.outcome = Outcome::bad_gateway;
-                shared.metrics.error(Culprit::upstream);
-                return local_response(
-                    StatusCode::BAD_GATEWAY,
-                    ctx,
-                    "the backend could not be reached",
-                );
+                return Failure::Unreachable.answer(shared, ctx);
             }
             Err(_) => {
                 shared.backend_failed(lease.index());
-                ctx.outcome = Outcome::timeout;
-                shared.metrics.error(Culprit::upstream);
-                return local_response(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    ctx,
-                    "the backend did not answer in time",
-                );
+                return Failure::Timeout.answer(shared, ctx);
             }
         };
 
