@@ -13,6 +13,7 @@
 //! statuses in [`AdminError`]'s one `IntoResponse`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
@@ -176,8 +177,8 @@ async fn stats(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
             "blocking_rate": if total == 0 { 0.0 } else { blocked as f64 / total as f64 },
         },
         "backends": backends,
-        "tracked_clients": shared.inspector.tracked(),
-        "banned": shared.bans.list(now).len(),
+        "tracked_clients": shared.guard.tracked(),
+        "banned": shared.guard.bans().list(now).len(),
         "request_log": {
             "written": m.log_written.get(),
             "dropped": m.log_dropped.get(),
@@ -203,7 +204,8 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
 async fn blocked_ips(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
     let now = Utc::now();
     let bans: Vec<serde_json::Value> = shared
-        .bans
+        .guard
+        .bans()
         .list(now)
         .into_iter()
         .map(|b| {
@@ -233,7 +235,7 @@ async fn unblock(
     Path(ip): Path<String>,
 ) -> Result<Json<serde_json::Value>, AdminError> {
     let target = parse_target(&ip)?;
-    let (ids, removed) = shared.operator_unban(target, "gateway-admin").await?;
+    let (ids, removed) = shared.guard.operator_unban(target, "gateway-admin").await?;
     if ids.is_empty() && removed == 0 {
         return Err(AdminError::NotBlocked(rampart_core::addr::display_net(
             &target,
@@ -263,13 +265,15 @@ async fn block(
             "minutes: between 1 and 525600 (a year)".into(),
         ));
     }
-    if shared.whitelist.overlaps(&target) {
+    if shared.guard.whitelist().overlaps(&target) {
         return Err(AdminError::Whitelisted(rampart_core::addr::display_net(
             &target,
         )));
     }
+    let minutes = query.minutes.map(|m| Duration::from_secs(m * 60));
     let ban = shared
-        .operator_ban(target, query.minutes, "gateway-admin")
+        .guard
+        .operator_ban(target, minutes, "gateway-admin")
         .await?;
     Ok(Json(json!({
         "blocked": rampart_core::addr::display_net(&target),

@@ -8,7 +8,10 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use http::header::{self, HeaderName, HeaderValue};
+use http::{Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full};
 use rampart_core::Prediction;
 
 use crate::metrics::Outcome;
@@ -54,4 +57,30 @@ pub struct RequestCtx {
     pub(crate) path: String,
     pub(crate) user_agent: Option<String>,
     pub(crate) request_bytes: Arc<AtomicU64>,
+}
+
+/// A short text answer made by the gateway itself, with the request id.
+pub fn local_response(status: StatusCode, ctx: &RequestCtx, message: &str) -> Response<Body> {
+    let text = format!(
+        "{} {}: {message} (request id {})\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
+        ctx.id
+    );
+    let mut response = Response::new(
+        Full::new(Bytes::from(text))
+            .map_err(|e| match e {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(value) = HeaderValue::from_str(&ctx.id) {
+        headers.insert(HeaderName::from_static("x-request-id"), value);
+    }
+    response
 }

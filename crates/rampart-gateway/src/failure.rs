@@ -5,9 +5,8 @@
 
 use http::{Response, StatusCode};
 
-use crate::context::{Body, RequestCtx};
+use crate::context::{Body, RequestCtx, local_response};
 use crate::metrics::{Culprit, Outcome};
-use crate::proxy::local_response;
 use crate::shared::Shared;
 
 /// A request the gateway could not carry through.

@@ -2,11 +2,10 @@
 //! runs the accept loops, the admin listener, health checks, the decision
 //! follower and the request-log writer until shut down.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -16,18 +15,15 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rampart_config::{GatewayConfig, GatewayMode, parse_backend_url};
-use rampart_core::HumanDuration;
-use rampart_detect::policy::Policy;
-use rampart_store::{ChangeKind, ChangeSink, DecisionQuery, Follower};
+use rampart_store::{ChangeSink, Follower};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 use crate::backend::{CheckResult, Pool};
-use crate::bans::BanTable;
-use crate::inspect::Inspector;
 use crate::metrics::{BackendLabel, Metrics};
 use crate::request_log::RequestLog;
-use crate::shared::{GatewayContext, GatewayError, LABELS, Shared};
+use crate::shared::{GatewayContext, GatewayError, Shared};
+use rampart_guard::{Guard, GuardConfig, GuardCounters};
 use rampart_http::forwarded::TrustedProxies;
 
 /// A gateway with its listeners bound, ready to run.
@@ -122,26 +118,29 @@ impl Gateway {
             (RequestLog::disabled(), None)
         };
 
-        let mut policy_config = ctx.policy;
-        policy_config.dry_run |= config.mode == GatewayMode::Monitor;
-        let overrides: HashMap<String, HumanDuration> = LABELS
-            .iter()
-            .map(|l| ((*l).to_owned(), config.ban_for))
-            .collect();
-        let lookback = policy_config.escalation.lookback;
-        let mut policy = Policy::new(policy_config, ctx.whitelist.clone(), overrides);
-
-        // Bans in force and the escalation history, then the cursor to follow from.
+        let guard = Arc::new(
+            Guard::new(
+                GuardConfig {
+                    detection: &config.detection,
+                    policy: ctx.policy,
+                    whitelist: ctx.whitelist,
+                    ban_for: config.ban_for,
+                    monitor: config.mode == GatewayMode::Monitor,
+                },
+                Arc::clone(&store),
+                GuardCounters {
+                    bans: metrics.bans.clone(),
+                    store_errors: metrics.store_errors.clone(),
+                },
+            )
+            .map_err(|e| GatewayError::Config(format!("gateway.detection.signatures: {e}")))?,
+        );
+        // The cursor to follow from, then the bans in force and the
+        // escalation history (a change between the two is applied twice,
+        // which is harmless; none is missed).
         let cursor = store.latest_cursor().await?;
         let now = Utc::now();
-        let active = store
-            .query_decisions(&DecisionQuery {
-                active_at: Some(now),
-                ..DecisionQuery::default()
-            })
-            .await?;
-        let history = store.ban_history(now - lookback.to_chrono()).await?;
-        policy.seed_history(history);
+        guard.load(now).await?;
 
         let pool = Arc::new(Pool::new(backends, config.balance, config.health.clone()));
         for b in pool.backends() {
@@ -158,22 +157,15 @@ impl Gateway {
             pool,
             client,
             trusted: TrustedProxies::new(trusted),
-            whitelist: ctx.whitelist,
-            bans: BanTable::new(),
-            inspector: Inspector::new(&config.detection)
-                .map_err(|e| GatewayError::Config(format!("gateway.detection.signatures: {e}")))?,
+            guard,
             metrics,
             log,
             store,
-            policy: Mutex::new(policy),
             started: Instant::now(),
             started_at: now,
             id_prefix: rand_u32(),
             next_id: AtomicU64::new(0),
         });
-        for stored in &active {
-            shared.apply_change(ChangeKind::Added, stored, now);
-        }
         Ok(Self {
             shared,
             listeners,
@@ -346,7 +338,9 @@ impl ChangeSink for BanTableSink {
     async fn apply(&mut self, changes: &[rampart_store::Change]) {
         let now = Utc::now();
         for change in changes {
-            self.0.apply_change(change.kind, &change.decision, now);
+            self.0
+                .guard
+                .apply_change(change.kind, &change.decision, now);
         }
     }
 
@@ -395,7 +389,7 @@ async fn housekeeping(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receive
             }
         }
         ticks += 1;
-        let left = shared.bans.expire(Utc::now());
+        let left = shared.guard.expire(Utc::now());
         shared
             .metrics
             .banned
@@ -403,7 +397,7 @@ async fn housekeeping(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receive
         shared
             .metrics
             .tracked_clients
-            .set(i64::try_from(shared.inspector.tracked()).unwrap_or(i64::MAX));
+            .set(i64::try_from(shared.guard.tracked()).unwrap_or(i64::MAX));
     }
 }
 

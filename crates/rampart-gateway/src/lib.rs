@@ -9,11 +9,9 @@
 
 pub mod admin;
 pub mod backend;
-pub mod bans;
 pub mod context;
 pub mod failure;
 mod gateway;
-pub mod inspect;
 pub mod metrics;
 pub mod proxy;
 pub mod request_log;
@@ -21,4 +19,5 @@ pub mod server;
 mod shared;
 
 pub use gateway::Gateway;
-pub use shared::{GatewayContext, GatewayError, LABELS, Shared};
+pub use rampart_guard::{LABELS, bans, inspect};
+pub use shared::{GatewayContext, GatewayError, Shared};

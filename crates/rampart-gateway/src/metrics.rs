@@ -76,10 +76,7 @@ pub(crate) struct BackendLabel {
     pub backend: String,
 }
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct ReasonLabel {
-    pub reason: String,
-}
+pub(crate) use rampart_guard::ReasonLabel;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CulpritLabel {

@@ -1,9 +1,10 @@
 //! The request path. Every request goes through these phases, in order,
 //! with one [`RequestCtx`]:
 //!
-//! 1. `request_filter` — the client address (trusted proxies), whitelist,
-//!    ban table, request signatures, the client's behaviour verdict. May
-//!    answer at once (403, 429) and ban.
+//! 1. `request_filter` — the client address (trusted proxies), then the
+//!    detection hook ([`rampart_guard::Guard`]): whitelist, ban table,
+//!    request signatures, the client's behaviour verdict. May answer at
+//!    once (403, 429) and ban.
 //! 2. `upstream_peer` — a healthy backend by the balancing strategy; 503
 //!    when there is none.
 //! 3. `upstream_request` — the request as the backend sees it: hop-by-hop
@@ -34,16 +35,15 @@ use http::{Method, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper_util::rt::TokioIo;
-use rampart_config::GatewayMode;
 use rampart_core::{Prediction, RequestRecord};
 
 use crate::backend::Transition;
-use crate::bans::BanKind;
-pub use crate::context::{Body, BoxError, RequestCtx};
-use crate::inspect::{RequestFacts, Verdict};
+pub use crate::context::{Body, BoxError, RequestCtx, local_response};
 use crate::failure::Failure;
 use crate::metrics::Outcome;
 use crate::shared::Shared;
+use rampart_guard::inspect::RequestFacts;
+use rampart_guard::{Refusal, Request as GuardRequest, Screening};
 
 /// Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [HeaderName; 7] = [
@@ -119,30 +119,13 @@ pub async fn serve(
     Ok(logging(shared, ctx, response))
 }
 
-/// Phase 1: who is asking, are they banned, does the request or the
-/// client's behaviour call for a refusal. `Some` is the answer to send.
+/// Phase 1: the detection hook screens the request head (ban table,
+/// signatures, the client's behaviour). `Some` is the answer to send.
 fn request_filter(
     shared: &Arc<Shared>,
     req: &Request<Incoming>,
     ctx: &mut RequestCtx,
 ) -> Option<Response<Body>> {
-    let monitor = shared.config.mode == GatewayMode::Monitor;
-    let whitelisted = shared.whitelist.contains_addr(ctx.client);
-    if !whitelisted && let Some(ban) = shared.bans.lookup(ctx.client, ctx.time) {
-        ctx.prediction = Prediction::Blocked;
-        ctx.reason = Some(ban.reason.clone());
-        if !(monitor || ban.dry_run) {
-            ctx.blocked = true;
-            ctx.outcome = Outcome::banned;
-            return Some(match ban.kind {
-                BanKind::Flood => too_many_requests(ctx, ban.until),
-                BanKind::Other => {
-                    local_response(StatusCode::FORBIDDEN, ctx, "your address is banned")
-                }
-            });
-        }
-    }
-
     let headers = req.headers();
     let facts = RequestFacts {
         method: req.method().as_str(),
@@ -158,58 +141,60 @@ fn request_filter(
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok()),
     };
-    let judgement = shared.inspector.judge(ctx.client, &facts, shared.now_ms());
-    ctx.key = Some(judgement.key);
-    ctx.score = judgement.score;
-    let (prediction, kind, outcome, label) = match judgement.verdict {
-        Verdict::Allow => return None,
-        Verdict::Monitor => {
-            ctx.reason = judgement.reason;
-            return None;
-        }
-        Verdict::Flood => (
-            Prediction::Ddos,
-            BanKind::Flood,
-            Outcome::flood,
-            "gateway-flood",
-        ),
-        Verdict::Anomaly => (
-            Prediction::Ddos,
-            BanKind::Other,
-            Outcome::anomaly,
-            "gateway-anomaly",
-        ),
-        Verdict::Attack(label) => (Prediction::Attack, BanKind::Other, Outcome::attack, label),
-    };
-    ctx.prediction = prediction;
-    let reason = judgement.reason.clone().unwrap_or_else(|| label.to_owned());
-    ctx.reason = Some(reason.clone());
-    if whitelisted {
-        ctx.reason = Some(format!("whitelisted; {reason}"));
-        return None;
+    let screening = shared.guard.screen(&GuardRequest {
+        client: ctx.client,
+        time: ctx.time,
+        now_ms: shared.now_ms(),
+        id: &ctx.id,
+        facts: &facts,
+    });
+    refuse(ctx, screening)
+}
+
+/// Records what the guard made of the request in `ctx`; the refusal to
+/// send, if it calls for one.
+fn refuse(ctx: &mut RequestCtx, screening: Screening) -> Option<Response<Body>> {
+    if screening.key.is_some() {
+        ctx.key = screening.key;
+        ctx.score = screening.score;
     }
-    let ban = shared.decide_ban(judgement.key, label, kind, &judgement, &facts, ctx);
-    if monitor {
-        ctx.reason = Some(format!("monitor: {reason}"));
-        return None;
-    }
+    ctx.prediction = screening.prediction;
+    ctx.reason = screening.reason;
+    let refusal = screening.refusal?;
     ctx.blocked = true;
-    ctx.outcome = outcome;
-    Some(match kind {
-        BanKind::Flood => too_many_requests(ctx, ban.and_then(|b| b.until)),
-        BanKind::Other => local_response(StatusCode::FORBIDDEN, ctx, "request refused"),
+    Some(match refusal {
+        Refusal::Banned { flood, until } => {
+            ctx.outcome = Outcome::banned;
+            if flood {
+                too_many_requests(ctx, until)
+            } else {
+                local_response(StatusCode::FORBIDDEN, ctx, "your address is banned")
+            }
+        }
+        Refusal::Flood { until } => {
+            ctx.outcome = Outcome::flood;
+            too_many_requests(ctx, until)
+        }
+        Refusal::Attack => {
+            ctx.outcome = Outcome::attack;
+            local_response(StatusCode::FORBIDDEN, ctx, "request refused")
+        }
+        Refusal::Anomaly => {
+            ctx.outcome = Outcome::anomaly;
+            local_response(StatusCode::FORBIDDEN, ctx, "request refused")
+        }
     })
 }
 
 /// Phase 1b: a small `application/x-www-form-urlencoded` body (declared
-/// length within `max_body_bytes`) is read whole and checked against the
-/// signatures before anything is forwarded; other bodies stream untouched.
+/// length within `max_body_bytes`) is read whole and screened before
+/// anything is forwarded; other bodies stream untouched.
 async fn body_filter(
     shared: &Arc<Shared>,
     req: Request<Body>,
     ctx: &mut RequestCtx,
 ) -> Result<Request<Body>, Response<Body>> {
-    let limit = shared.inspector.max_body_bytes();
+    let limit = shared.guard.max_body_bytes();
     let is_form = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -238,47 +223,27 @@ async fn body_filter(
         Ok(Some(bytes)) => bytes,
         Ok(None) | Err(_) => return Err(Failure::IncompleteBody.answer(shared, ctx)),
     };
-    if let Some((label, reason)) = shared.inspector.check_form(&bytes) {
-        ctx.prediction = Prediction::Attack;
-        ctx.reason = Some(reason.clone());
-        let whitelisted = shared.whitelist.contains_addr(ctx.client);
-        let monitor = shared.config.mode == GatewayMode::Monitor;
-        if !whitelisted {
-            let judgement = crate::inspect::Judgement {
-                key: ctx.key.unwrap_or_else(|| shared.inspector.key(ctx.client)),
-                score: 1.0,
-                verdict: Verdict::Attack(label),
-                reason: Some(reason.clone()),
-                seen: 1,
-            };
-            let facts = RequestFacts {
-                method: parts.method.as_str(),
-                path: parts.uri.path(),
-                query: parts.uri.query(),
-                ..RequestFacts::default()
-            };
-            shared.decide_ban(
-                judgement.key,
-                label,
-                BanKind::Other,
-                &judgement,
-                &facts,
-                ctx,
-            );
-        }
-        if whitelisted {
-            ctx.reason = Some(format!("whitelisted; {reason}"));
-        } else if monitor {
-            ctx.reason = Some(format!("monitor: {reason}"));
-        } else {
-            ctx.blocked = true;
-            ctx.outcome = Outcome::attack;
-            return Err(local_response(
-                StatusCode::FORBIDDEN,
-                ctx,
-                "request refused",
-            ));
-        }
+    let facts = RequestFacts {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        ..RequestFacts::default()
+    };
+    let screening = shared.guard.screen_form(
+        &GuardRequest {
+            client: ctx.client,
+            time: ctx.time,
+            now_ms: shared.now_ms(),
+            id: &ctx.id,
+            facts: &facts,
+        },
+        ctx.key,
+        &bytes,
+    );
+    if let Some(screening) = screening
+        && let Some(refusal) = refuse(ctx, screening)
+    {
+        return Err(refusal);
     }
     Ok(Request::from_parts(
         parts,
@@ -523,32 +488,6 @@ fn is_idempotent(method: &Method) -> bool {
     )
 }
 
-/// A short text answer made by the gateway itself, with the request id.
-pub fn local_response(status: StatusCode, ctx: &RequestCtx, message: &str) -> Response<Body> {
-    let text = format!(
-        "{} {}: {message} (request id {})\n",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or(""),
-        ctx.id
-    );
-    let mut response = Response::new(
-        Full::new(Bytes::from(text))
-            .map_err(|e| match e {})
-            .boxed_unsync(),
-    );
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Ok(value) = HeaderValue::from_str(&ctx.id) {
-        headers.insert(X_REQUEST_ID, value);
-    }
-    response
-}
-
 /// 429 with `Retry-After`: the seconds left of the ban (at least 1).
 fn too_many_requests(ctx: &RequestCtx, until: Option<DateTime<Utc>>) -> Response<Body> {
     let mut response = local_response(StatusCode::TOO_MANY_REQUESTS, ctx, "too many requests");
@@ -572,7 +511,7 @@ fn logging(shared: Arc<Shared>, ctx: RequestCtx, response: Response<Body>) -> Re
     if let Some(key) = ctx.key
         && ctx.outcome == Outcome::forwarded
     {
-        shared.inspector.response(key, status, shared.now_ms());
+        shared.guard.response(key, status, shared.now_ms());
     }
     let record = RequestRecord {
         time: ctx.time,

@@ -17,6 +17,9 @@ const LAYERS: &[(&str, u8)] = &[
     ("rampart-api", 2),
     // The fleet client builds on the store (its outbox) and the API types.
     ("rampart-fleet", 3),
+    // The HTTP detection hook (ban table, inspector, policy) the gateway
+    // and the in-app middleware share.
+    ("rampart-guard", 3),
     // Roles: never import one another.
     ("rampart-agent", 4),
     ("rampart-gateway", 4),
