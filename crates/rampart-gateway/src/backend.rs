@@ -216,6 +216,21 @@ impl Pool {
         })
     }
 
+    /// A lease on backend `index`, chosen by a hook: `None` when it is
+    /// not in the pool, was tried already, or is not usable.
+    pub fn lease(self: &Arc<Self>, index: usize, tried: &[usize]) -> Option<Lease> {
+        if index >= self.backends.len() || tried.contains(&index) || !self.usable(index) {
+            return None;
+        }
+        let backend = &self.backends[index];
+        backend.in_flight.fetch_add(1, Ordering::Relaxed);
+        backend.requests.fetch_add(1, Ordering::Relaxed);
+        Some(Lease {
+            pool: Arc::clone(self),
+            index,
+        })
+    }
+
     /// Healthy, or down but due for a probe when active checks are off.
     fn usable(&self, i: usize) -> bool {
         let backend = &self.backends[i];

@@ -31,6 +31,8 @@ pub struct RequestCtx {
     pub time: DateTime<Utc>,
     /// Monotonic time of arrival.
     pub start: Instant,
+    /// Milliseconds since the gateway started, at arrival (for rates).
+    pub now_ms: u64,
     /// The TCP peer.
     pub peer: SocketAddr,
     /// The client, after trusted-proxy resolution.
@@ -57,6 +59,18 @@ pub struct RequestCtx {
     pub(crate) path: String,
     pub(crate) user_agent: Option<String>,
     pub(crate) request_bytes: Arc<AtomicU64>,
+}
+
+impl RequestCtx {
+    /// The request's method, as sent.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// The request's path, as sent (no query).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
 }
 
 /// A short text answer made by the gateway itself, with the request id.

@@ -3,11 +3,9 @@
 //! answer, the outcome and the error metric. Refusals (bans, attacks) are
 //! decisions, not failures: they are answered by the request filter.
 
-use http::{Response, StatusCode};
+use http::StatusCode;
 
-use crate::context::{Body, RequestCtx, local_response};
 use crate::metrics::{Culprit, Outcome};
-use crate::shared::Shared;
 
 /// A request the gateway could not carry through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,14 +71,6 @@ impl Failure {
             Failure::Timeout => "the backend did not answer in time",
             Failure::Internal => "the gateway lost the request",
         }
-    }
-
-    /// Answers `failure` for the request: its outcome recorded in `ctx`,
-    /// the error counted by culprit, and the local answer.
-    pub(crate) fn answer(self, shared: &Shared, ctx: &mut RequestCtx) -> Response<Body> {
-        ctx.outcome = self.outcome();
-        shared.metrics.error(self.culprit());
-        local_response(self.status(), ctx, self.message())
     }
 }
 

@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 use crate::backend::{CheckResult, Pool};
+use crate::hooks::{GuardHook, Hooks};
 use crate::metrics::{BackendLabel, Metrics};
 use crate::request_log::RequestLog;
 use crate::shared::{GatewayContext, GatewayError, Shared};
@@ -141,6 +142,11 @@ impl Gateway {
         let cursor = store.latest_cursor().await?;
         let now = Utc::now();
         guard.load(now).await?;
+        let mut hooks: Vec<Arc<dyn Hooks>> = vec![Arc::new(GuardHook::new(
+            Arc::clone(&guard),
+            config.timeouts.header_read.0,
+        ))];
+        hooks.extend(ctx.hooks);
 
         let pool = Arc::new(Pool::new(backends, config.balance, config.health.clone()));
         for b in pool.backends() {
@@ -157,6 +163,7 @@ impl Gateway {
             pool,
             client,
             trusted: TrustedProxies::new(trusted),
+            hooks,
             guard,
             metrics,
             log,

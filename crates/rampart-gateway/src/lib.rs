@@ -12,6 +12,7 @@ pub mod backend;
 pub mod context;
 pub mod failure;
 mod gateway;
+pub mod hooks;
 pub mod metrics;
 pub mod proxy;
 pub mod request_log;

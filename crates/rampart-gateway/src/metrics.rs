@@ -22,6 +22,8 @@ pub enum Outcome {
     attack,
     /// Refused: behaviour score at or above the block threshold.
     anomaly,
+    /// Answered by a hook added to the gateway (not its own detection).
+    refused,
     /// 400: the request cannot be rebuilt for a backend.
     bad_request,
     /// 502: no backend could be reached.
@@ -38,12 +40,13 @@ pub enum Outcome {
 
 impl Outcome {
     /// Every outcome.
-    pub const ALL: [Outcome; 11] = [
+    pub const ALL: [Outcome; 12] = [
         Outcome::forwarded,
         Outcome::banned,
         Outcome::flood,
         Outcome::attack,
         Outcome::anomaly,
+        Outcome::refused,
         Outcome::bad_request,
         Outcome::bad_gateway,
         Outcome::unavailable,
@@ -249,12 +252,17 @@ impl Metrics {
     }
 
     /// Requests handled and requests refused (banned, flood, attack,
-    /// anomaly) so far: what a fleet heartbeat reports.
+    /// anomaly, refused by a hook) so far: what a fleet heartbeat reports.
     pub fn totals(&self) -> (u64, u64) {
-        use Outcome::*;
-        let refused = [banned, flood, attack, anomaly];
+        let refusals = [
+            Outcome::banned,
+            Outcome::flood,
+            Outcome::attack,
+            Outcome::anomaly,
+            Outcome::refused,
+        ];
         let sum = |list: &[Outcome]| list.iter().map(|o| self.requests_with(*o)).sum();
-        (sum(&Outcome::ALL), sum(&refused))
+        (sum(&Outcome::ALL), sum(&refusals))
     }
 
     /// Counts a failed request by who caused it.

@@ -1,10 +1,12 @@
 //! The request path. Every request goes through these phases, in order,
 //! with one [`RequestCtx`]:
 //!
-//! 1. `request_filter` — the client address (trusted proxies), then the
-//!    detection hook ([`rampart_guard::Guard`]): whitelist, ban table,
-//!    request signatures, the client's behaviour verdict. May answer at
-//!    once (403, 429) and ban.
+//! 1. `request_filter` and `request_body_filter` of every
+//!    [`Hooks`](crate::hooks::Hooks) in
+//!    turn, after the client address is resolved (trusted proxies). The
+//!    gateway's detection is the first hook ([`crate::hooks::GuardHook`]:
+//!    whitelist, ban table, request signatures, the client's behaviour
+//!    verdict); it may answer at once (403, 429) and ban.
 //! 2. `upstream_peer` — a healthy backend by the balancing strategy; 503
 //!    when there is none.
 //! 3. `upstream_request` — the request as the backend sees it: hop-by-hop
@@ -15,8 +17,9 @@
 //! 5. `logging` — when the response body ends (or the client goes away):
 //!    the request-log record and the client's response statistics.
 //!
-//! Failures are [`Failure`]s, answered by [`Failure::answer`], the one
-//! mapping to a status, an outcome and a culprit. Requests whose framing is
+//! Failures are [`Failure`]s, answered in one place (`fail`): a hook's
+//! answer, else the one mapping to a status; always an outcome and a
+//! culprit. Requests whose framing is
 //! ambiguous never reach this path: the connection's framing guard
 //! (`rampart_http::framing`) refuses them with 400.
 
@@ -29,10 +32,10 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{BodyExt, Empty};
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper_util::rt::TokioIo;
 use rampart_core::{Prediction, RequestRecord};
@@ -40,10 +43,9 @@ use rampart_core::{Prediction, RequestRecord};
 use crate::backend::Transition;
 pub use crate::context::{Body, BoxError, RequestCtx, local_response};
 use crate::failure::Failure;
+use crate::hooks::Stop;
 use crate::metrics::Outcome;
 use crate::shared::Shared;
-use rampart_guard::inspect::RequestFacts;
-use rampart_guard::{Refusal, Request as GuardRequest, Screening};
 
 /// Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [HeaderName; 7] = [
@@ -74,6 +76,7 @@ pub async fn serve(
         id: shared.next_request_id(),
         time: Utc::now(),
         start: Instant::now(),
+        now_ms: shared.now_ms(),
         peer,
         client,
         peer_trusted,
@@ -94,175 +97,52 @@ pub async fn serve(
             .map(str::to_owned),
         request_bytes: Arc::new(AtomicU64::new(0)),
     };
-    let mut refusal = request_filter(&shared, &req, &mut ctx);
     let bytes = Arc::clone(&ctx.request_bytes);
-    let mut req = Some(req.map(|inner| Counted { inner, bytes }.boxed_unsync()));
-    if refusal.is_none()
-        && let Some(r) = req.take()
-    {
-        match body_filter(&shared, r, &mut ctx).await {
-            Ok(r) => req = Some(r),
-            Err(response) => refusal = Some(response),
+    let req = req.map(|inner| Counted { inner, bytes }.boxed_unsync());
+    let response = match filters(&shared, req, &mut ctx).await {
+        Err(Stop::Answer(answer)) => {
+            if ctx.outcome == Outcome::forwarded {
+                ctx.outcome = Outcome::refused;
+            }
+            *answer
         }
-    }
-    let response = match (refusal, req) {
-        (Some(refusal), _) => refusal,
-        (None, None) => Failure::Internal.answer(&shared, &mut ctx),
-        (None, Some(req)) => {
+        Err(Stop::Fail(failure)) => fail(&shared, &mut ctx, failure),
+        Ok(req) => {
             let total = shared.config.timeouts.total.0;
             match tokio::time::timeout(total, forward(&shared, req, &mut ctx)).await {
                 Ok(response) => response,
-                Err(_) => Failure::Timeout.answer(&shared, &mut ctx),
+                Err(_) => fail(&shared, &mut ctx, Failure::Timeout),
             }
         }
     };
     Ok(logging(shared, ctx, response))
 }
 
-/// Phase 1: the detection hook screens the request head (ban table,
-/// signatures, the client's behaviour). `Some` is the answer to send.
-fn request_filter(
-    shared: &Arc<Shared>,
-    req: &Request<Incoming>,
+/// Phase 1 and 1b: every hook's request filter, then every hook's body filter.
+async fn filters(
+    shared: &Shared,
+    mut req: Request<Body>,
     ctx: &mut RequestCtx,
-) -> Option<Response<Body>> {
-    let headers = req.headers();
-    let facts = RequestFacts {
-        method: req.method().as_str(),
-        path: req.uri().path(),
-        query: req.uri().query(),
-        user_agent: ctx.user_agent.as_deref(),
-        header_count: headers.len(),
-        has_cookie: headers.contains_key(header::COOKIE),
-        has_referer: headers.contains_key(header::REFERER),
-        has_accept_language: headers.contains_key(header::ACCEPT_LANGUAGE),
-        body_len: headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok()),
-    };
-    let screening = shared.guard.screen(&GuardRequest {
-        client: ctx.client,
-        time: ctx.time,
-        now_ms: shared.now_ms(),
-        id: &ctx.id,
-        facts: &facts,
-    });
-    refuse(ctx, screening)
+) -> Result<Request<Body>, Stop> {
+    for hook in &shared.hooks {
+        hook.request_filter(&req, ctx)?;
+    }
+    for hook in &shared.hooks {
+        req = hook.request_body_filter(req, ctx).await?;
+    }
+    Ok(req)
 }
 
-/// Records what the guard made of the request in `ctx`; the refusal to
-/// send, if it calls for one.
-fn refuse(ctx: &mut RequestCtx, screening: Screening) -> Option<Response<Body>> {
-    if screening.key.is_some() {
-        ctx.key = screening.key;
-        ctx.score = screening.score;
-    }
-    ctx.prediction = screening.prediction;
-    ctx.reason = screening.reason;
-    let refusal = screening.refusal?;
-    ctx.blocked = true;
-    Some(match refusal {
-        Refusal::Banned { flood, until } => {
-            ctx.outcome = Outcome::banned;
-            if flood {
-                too_many_requests(ctx, until)
-            } else {
-                local_response(StatusCode::FORBIDDEN, ctx, "your address is banned")
-            }
-        }
-        Refusal::Flood { until } => {
-            ctx.outcome = Outcome::flood;
-            too_many_requests(ctx, until)
-        }
-        Refusal::Attack => {
-            ctx.outcome = Outcome::attack;
-            local_response(StatusCode::FORBIDDEN, ctx, "request refused")
-        }
-        Refusal::Anomaly => {
-            ctx.outcome = Outcome::anomaly;
-            local_response(StatusCode::FORBIDDEN, ctx, "request refused")
-        }
-    })
-}
-
-/// Phase 1b: a small `application/x-www-form-urlencoded` body (declared
-/// length within `max_body_bytes`) is read whole and screened before
-/// anything is forwarded; other bodies stream untouched.
-async fn body_filter(
-    shared: &Arc<Shared>,
-    req: Request<Body>,
-    ctx: &mut RequestCtx,
-) -> Result<Request<Body>, Response<Body>> {
-    let limit = shared.guard.max_body_bytes();
-    let is_form = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| {
-            t.split(';').next().is_some_and(|m| {
-                m.trim()
-                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-            })
-        });
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    let Some(length) = declared.filter(|&n| is_form && n > 0 && n <= limit) else {
-        return Ok(req);
-    };
-    let (parts, body) = req.into_parts();
-    let read = tokio::time::timeout(
-        shared.config.timeouts.header_read.0,
-        read_body(body, length),
-    )
-    .await;
-    let bytes = match read {
-        Ok(Some(bytes)) => bytes,
-        Ok(None) | Err(_) => return Err(Failure::IncompleteBody.answer(shared, ctx)),
-    };
-    let facts = RequestFacts {
-        method: parts.method.as_str(),
-        path: parts.uri.path(),
-        query: parts.uri.query(),
-        ..RequestFacts::default()
-    };
-    let screening = shared.guard.screen_form(
-        &GuardRequest {
-            client: ctx.client,
-            time: ctx.time,
-            now_ms: shared.now_ms(),
-            id: &ctx.id,
-            facts: &facts,
-        },
-        ctx.key,
-        &bytes,
-    );
-    if let Some(screening) = screening
-        && let Some(refusal) = refuse(ctx, screening)
-    {
-        return Err(refusal);
-    }
-    Ok(Request::from_parts(
-        parts,
-        Full::new(bytes).map_err(|e| match e {}).boxed_unsync(),
-    ))
-}
-
-/// Reads a whole body of at most `limit` bytes; `None` when it fails or is longer.
-async fn read_body(mut body: Body, limit: usize) -> Option<Bytes> {
-    let mut buf = bytes::BytesMut::with_capacity(limit);
-    while let Some(frame) = body.frame().await {
-        if let Ok(data) = frame.ok()?.into_data() {
-            if buf.len() + data.len() > limit {
-                return None;
-            }
-            buf.extend_from_slice(&data);
-        }
-    }
-    Some(buf.freeze())
+/// Answers a failure: its outcome and culprit recorded, then the first
+/// hook's answer for it, else the one default mapping ([`Failure`]).
+fn fail(shared: &Shared, ctx: &mut RequestCtx, failure: Failure) -> Response<Body> {
+    ctx.outcome = failure.outcome();
+    shared.metrics.error(failure.culprit());
+    shared
+        .hooks
+        .iter()
+        .find_map(|h| h.failure(failure, ctx))
+        .unwrap_or_else(|| local_response(failure.status(), ctx, failure.message()))
 }
 
 /// Phases 2–4: pick a backend, send the request, filter the answer.
@@ -285,14 +165,25 @@ async fn forward(
     };
 
     loop {
-        // Phase 2: upstream_peer.
-        let Some(lease) = shared.pool.pick(&tried) else {
+        // Phase 2: upstream_peer (a hook's choice, else the balancing strategy).
+        let chosen = shared
+            .hooks
+            .iter()
+            .find_map(|h| h.upstream_peer(ctx, &tried));
+        let lease = match chosen {
+            Some(index) => shared
+                .pool
+                .lease(index, &tried)
+                .or_else(|| shared.pool.pick(&tried)),
+            None => shared.pool.pick(&tried),
+        };
+        let Some(lease) = lease else {
             let failure = if tried.is_empty() {
                 Failure::NoHealthyBackend
             } else {
                 Failure::Unreachable
             };
-            return failure.answer(shared, ctx);
+            return fail(shared, ctx, failure);
         };
         tried.push(lease.index());
         let backend = lease.backend();
@@ -313,7 +204,7 @@ async fn forward(
             Ok(r) => r,
             Err(error) => {
                 tracing::debug!(%error, "cannot build the upstream request");
-                return Failure::Unforwardable.answer(shared, ctx);
+                return fail(shared, ctx, Failure::Unforwardable);
             }
         };
         let wait = shared.config.timeouts.backend_response.0;
@@ -332,11 +223,11 @@ async fn forward(
                 if connect && tried.len() < attempts {
                     continue;
                 }
-                return Failure::Unreachable.answer(shared, ctx);
+                return fail(shared, ctx, Failure::Unreachable);
             }
             Err(_) => {
                 shared.backend_failed(lease.index());
-                return Failure::Timeout.answer(shared, ctx);
+                return fail(shared, ctx, Failure::Timeout);
             }
         };
 
@@ -353,7 +244,11 @@ async fn forward(
             response.headers_mut().insert(X_REQUEST_ID, value);
         }
         drop(lease);
-        return response.map(|b| b.map_err(BoxError::from).boxed_unsync());
+        let mut response = response.map(|b| b.map_err(BoxError::from).boxed_unsync());
+        for hook in &shared.hooks {
+            hook.response_filter(&mut response, ctx);
+        }
+        return response;
     }
 }
 
@@ -488,18 +383,6 @@ fn is_idempotent(method: &Method) -> bool {
     )
 }
 
-/// 429 with `Retry-After`: the seconds left of the ban (at least 1).
-fn too_many_requests(ctx: &RequestCtx, until: Option<DateTime<Utc>>) -> Response<Body> {
-    let mut response = local_response(StatusCode::TOO_MANY_REQUESTS, ctx, "too many requests");
-    let seconds = until
-        .map(|u| (u - ctx.time).num_seconds().max(1))
-        .unwrap_or(60);
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-    response
-}
-
 /// Phase 5: the response's body is wrapped so that the request is logged
 /// when it ends, with the bytes actually sent.
 fn logging(shared: Arc<Shared>, ctx: RequestCtx, response: Response<Body>) -> Response<Body> {
@@ -507,11 +390,8 @@ fn logging(shared: Arc<Shared>, ctx: RequestCtx, response: Response<Body>) -> Re
     shared.metrics.latency.observe(latency.as_secs_f64());
     shared.metrics.request(ctx.outcome);
     let status = response.status().as_u16();
-    // Only what a backend answered tells about the client (not our own refusals).
-    if let Some(key) = ctx.key
-        && ctx.outcome == Outcome::forwarded
-    {
-        shared.guard.response(key, status, shared.now_ms());
+    for hook in &shared.hooks {
+        hook.logging(&ctx, status);
     }
     let record = RequestRecord {
         time: ctx.time,

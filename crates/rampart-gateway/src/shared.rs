@@ -17,6 +17,7 @@ use rampart_store::Store;
 
 use crate::backend::Pool;
 use crate::context::Body;
+use crate::hooks::Hooks;
 use crate::metrics::{BackendLabel, Metrics};
 use crate::request_log::RequestLog;
 use rampart_http::forwarded::TrustedProxies;
@@ -59,6 +60,8 @@ pub struct GatewayContext {
     /// gateway's own (the fleet link's, for a gateway that reports to a
     /// server). The registry's prefix is `rampart`.
     pub more_metrics: Option<MoreMetrics>,
+    /// Hooks run after the gateway's own detection, in order.
+    pub hooks: Vec<Arc<dyn Hooks>>,
 }
 
 /// See [`GatewayContext::more_metrics`].
@@ -72,6 +75,7 @@ pub struct Shared {
     pub(crate) client: Client<HttpConnector, Body>,
     pub(crate) trusted: TrustedProxies,
     pub(crate) guard: Arc<Guard>,
+    pub(crate) hooks: Vec<Arc<dyn Hooks>>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) log: RequestLog,
     pub(crate) store: Arc<dyn Store>,

@@ -64,11 +64,7 @@ enum UserCommand {
         password_stdin: bool,
     },
     /// List users.
-    List {
-        /// One JSON object per line.
-        #[arg(long)]
-        json: bool,
-    },
+    List,
 }
 
 #[derive(Debug, clap::Args)]
@@ -98,11 +94,7 @@ enum TokenCommand {
         name: String,
     },
     /// List tokens (never their secrets).
-    List {
-        /// One JSON object per line.
-        #[arg(long)]
-        json: bool,
-    },
+    List,
 }
 
 fn any_role(text: &str) -> Result<Role, String> {
@@ -172,13 +164,13 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
     Ok(first)
 }
 
-pub fn run_user(args: UserArgs) -> anyhow::Result<ExitCode> {
+pub fn run_user(args: UserArgs, json: bool) -> anyhow::Result<ExitCode> {
     // Read the password before opening the store: a typo costs nothing.
     let password = match &args.command {
         UserCommand::Add { password_stdin, .. } | UserCommand::Passwd { password_stdin, .. } => {
             Some(read_password(*password_stdin)?)
         }
-        UserCommand::List { .. } => None,
+        UserCommand::List => None,
     };
     let hash = password.as_deref().map(auth::hash_password).transpose()?;
     with_store(&args.store, async move |store| {
@@ -190,15 +182,26 @@ pub fn run_user(args: UserArgs) -> anyhow::Result<ExitCode> {
                 }
                 let hash = hash.context("no password")?;
                 store.create_user(&name, role, &hash, now).await?;
-                outln!("user {name} added ({})", role.as_str());
+                if json {
+                    outln!(
+                        "{}",
+                        serde_json::json!({"user": name, "role": role.as_str(), "added": true})
+                    );
+                } else {
+                    outln!("user {name} added ({})", role.as_str());
+                }
             }
             UserCommand::Passwd { name, role, .. } => {
                 if !store.update_user(&name, role, hash.as_deref(), now).await? {
                     bail!("no user {name:?}");
                 }
-                outln!("user {name} updated");
+                if json {
+                    outln!("{}", serde_json::json!({"user": name, "updated": true}));
+                } else {
+                    outln!("user {name} updated");
+                }
             }
-            UserCommand::List { json } => {
+            UserCommand::List => {
                 for user in store.list_users().await? {
                     if json {
                         outln!("{}", serde_json::to_string(&user)?);
@@ -217,7 +220,7 @@ pub fn run_user(args: UserArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-pub fn run_token(args: TokenArgs) -> anyhow::Result<ExitCode> {
+pub fn run_token(args: TokenArgs, json: bool) -> anyhow::Result<ExitCode> {
     with_store(&args.store, async move |store| {
         let now = Utc::now();
         match args.command {
@@ -228,15 +231,26 @@ pub fn run_token(args: TokenArgs) -> anyhow::Result<ExitCode> {
                     "token {name} created ({}); it is shown once:",
                     role.as_str()
                 );
-                outln!("{token}");
+                if json {
+                    outln!(
+                        "{}",
+                        serde_json::json!({"name": name, "role": role.as_str(), "token": token})
+                    );
+                } else {
+                    outln!("{token}");
+                }
             }
             TokenCommand::Revoke { name } => {
                 if !store.revoke_token(&name, now).await? {
                     bail!("no active token {name:?}");
                 }
-                outln!("token {name} revoked");
+                if json {
+                    outln!("{}", serde_json::json!({"token": name, "revoked": true}));
+                } else {
+                    outln!("token {name} revoked");
+                }
             }
-            TokenCommand::List { json } => {
+            TokenCommand::List => {
                 for token in store.list_tokens().await? {
                     if json {
                         outln!("{}", serde_json::to_string(&token)?);

@@ -31,7 +31,7 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
     }
 }
 
-pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
+pub fn run(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let mut problems: Vec<String> = Vec::new();
     let mut warnings: Vec<String> = Vec::new();
     let (config, found) = Config::check_file(path);
@@ -62,6 +62,22 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
                 problems.push(format!("{}: source {}: {e}", path.display(), src.name));
             }
         }
+    }
+    if json {
+        let value = serde_json::json!({
+            "file": path.display().to_string(),
+            "ok": problems.is_empty(),
+            "problems": problems,
+            "warnings": warnings,
+            "sources": config.as_ref().map(|c| c.sources.len()),
+            "scenarios": rules.as_ref().map(|r| r.scenarios.scenarios.len()),
+        });
+        outln!("{value}");
+        return Ok(if problems.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(crate::EXIT_CONFIG)
+        });
     }
     for w in &warnings {
         eprintln!("warning: {w}");

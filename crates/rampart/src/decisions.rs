@@ -33,9 +33,6 @@ enum DecisionsCommand {
         /// At most this many, newest first.
         #[arg(long, default_value_t = 100)]
         limit: u32,
-        /// One JSON object per line.
-        #[arg(long)]
-        json: bool,
     },
     /// Ban an address or prefix.
     Ban {
@@ -71,7 +68,7 @@ fn operator() -> String {
         .unwrap_or_else(|_| "cli".to_owned())
 }
 
-pub fn run(args: DecisionsArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: DecisionsArgs, json: bool) -> anyhow::Result<ExitCode> {
     if let DecisionsCommand::Unban {
         ip: None,
         all: false,
@@ -88,7 +85,7 @@ pub fn run(args: DecisionsArgs) -> anyhow::Result<ExitCode> {
         let store = rampart_store::open(&url).await.with_context(|| format!("cannot open store {url}"))?;
         let now = Utc::now();
         match args.command {
-            DecisionsCommand::List { all, ip, limit, json } => {
+            DecisionsCommand::List { all, ip, limit } => {
                 let query = DecisionQuery {
                     active_at: (!all).then_some(now),
                     target: ip.as_deref().map(parse_net).transpose()?,
@@ -143,15 +140,33 @@ pub fn run(args: DecisionsArgs) -> anyhow::Result<ExitCode> {
                 }
                 let decision = Decision::operator_ban(target, &operator(), now, duration.to_chrono(), Some(reason), dry_run);
                 let id = store.insert_decision(&decision).await?;
-                outln!(
-                    "banned {} for {duration} (decision {id}){}",
-                    rampart_core::addr::display_net(&target),
-                    if dry_run { ", dry run" } else { "" }
-                );
+                if json {
+                    let value = serde_json::json!({
+                        "banned": rampart_core::addr::display_net(&target),
+                        "decision_id": id,
+                        "until": decision.until,
+                        "dry_run": dry_run,
+                    });
+                    outln!("{value}");
+                } else {
+                    outln!(
+                        "banned {} for {duration} (decision {id}){}",
+                        rampart_core::addr::display_net(&target),
+                        if dry_run { ", dry run" } else { "" }
+                    );
+                }
             }
             DecisionsCommand::Unban { ip, all } => {
                 let target = if all { None } else { ip.as_deref().map(parse_net).transpose()? };
                 let lifted = store.revoke(target.as_ref(), &operator(), now).await?;
+                if json {
+                    let value = serde_json::json!({
+                        "target": target.as_ref().map(rampart_core::addr::display_net),
+                        "lifted": lifted,
+                    });
+                    outln!("{value}");
+                    return Ok(ExitCode::SUCCESS);
+                }
                 match (lifted.len(), target) {
                     (0, Some(t)) => outln!("no active ban on {}", rampart_core::addr::display_net(&t)),
                     (0, None) => outln!("no active bans"),

@@ -156,5 +156,6 @@ pub(crate) fn context(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<
             .or_else(|| config.agent.name.clone())
             .unwrap_or_else(rampart_agent::host_name),
         more_metrics: None,
+        hooks: Vec::new(),
     })
 }

@@ -37,6 +37,11 @@ struct Cli {
     /// Log filter (e.g. `info`, `rampart=debug`); `RUST_LOG` works too.
     #[arg(long, global = true, default_value = "info")]
     log: String,
+    /// Results as JSON on standard output, one object per line (every
+    /// command that prints results: lists, bans, accounts, checks,
+    /// replays, simulations).
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -104,15 +109,21 @@ fn main() -> ExitCode {
         Command::Agent(args) => agent::run(&args.config, false),
         Command::Run(args) => agent::run(&args.config, true),
         Command::Gateway(args) => gateway::run(args),
-        Command::Replay(args) => replay::run(args),
+        Command::Replay(mut args) => {
+            args.json = cli.json;
+            replay::run(args)
+        }
         Command::Server(args) => server::run(args),
-        Command::User(args) => accounts::run_user(args),
-        Command::Token(args) => accounts::run_token(args),
-        Command::Decisions(args) => decisions::run(args),
-        Command::Simulate(args) => simulate::run(args),
+        Command::User(args) => accounts::run_user(args, cli.json),
+        Command::Token(args) => accounts::run_token(args, cli.json),
+        Command::Decisions(args) => decisions::run(args, cli.json),
+        Command::Simulate(mut args) => {
+            args.json = cli.json;
+            simulate::run(args)
+        }
         Command::Config {
             command: ConfigCommand::Check { config },
-        } => check::run(&config),
+        } => check::run(&config, cli.json),
     };
     match result {
         Ok(code) => code,

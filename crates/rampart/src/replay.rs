@@ -53,9 +53,10 @@ pub struct ReplayArgs {
     /// For --type json: a TOML file with the keys of a [source.json] mapping.
     #[arg(long)]
     mapping: Option<PathBuf>,
-    /// One JSON object per line: decisions (or events), then a summary.
-    #[arg(long)]
-    json: bool,
+    /// One JSON object per line: decisions (or events), then a summary
+    /// (the global `--json`).
+    #[arg(skip)]
+    pub json: bool,
     /// Print every parsed event (line, kind, address, user) instead of decisions.
     #[arg(long)]
     events: bool,

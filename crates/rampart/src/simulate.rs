@@ -63,9 +63,9 @@ pub struct SimulateArgs {
     /// the same addresses). Default: from the clock; the report shows it.
     #[arg(long)]
     seed: Option<u64>,
-    /// Print the report as one JSON object.
-    #[arg(long)]
-    json: bool,
+    /// Print the report as one JSON object (the global `--json`).
+    #[arg(skip)]
+    pub json: bool,
     /// Most requests per second of one scenario, all its clients together (at most 5000).
     #[arg(long, default_value_t = 1_000)]
     max_rps: u32,

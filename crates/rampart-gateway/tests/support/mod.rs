@@ -282,6 +282,16 @@ pub async fn gateway(config: GatewayConfig) -> TestGateway {
     gateway_with(config, PolicyConfig::default(), Vec::new()).await
 }
 
+/// A gateway running `hooks` after its own detection.
+pub async fn gateway_with_hooks(
+    config: GatewayConfig,
+    hooks: Vec<Arc<dyn rampart_gateway::hooks::Hooks>>,
+) -> TestGateway {
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open("sqlite::memory:").await.expect("store"));
+    start(config, PolicyConfig::default(), Vec::new(), store, hooks).await
+}
+
 pub async fn gateway_with(
     config: GatewayConfig,
     policy: PolicyConfig,
@@ -289,7 +299,7 @@ pub async fn gateway_with(
 ) -> TestGateway {
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open("sqlite::memory:").await.expect("store"));
-    start(config, policy, whitelist, store).await
+    start(config, policy, whitelist, store, Vec::new()).await
 }
 
 async fn start(
@@ -297,6 +307,7 @@ async fn start(
     policy: PolicyConfig,
     whitelist: Vec<&str>,
     store: Arc<dyn Store>,
+    hooks: Vec<Arc<dyn rampart_gateway::hooks::Hooks>>,
 ) -> TestGateway {
     let ctx = GatewayContext {
         store: Arc::clone(&store),
@@ -309,6 +320,7 @@ async fn start(
         ),
         id: "gw-test".into(),
         more_metrics: None,
+        hooks,
     };
     let gw = Gateway::build(&config, ctx).await.expect("gateway builds");
     let addr = gw.local_addrs()[0];
@@ -441,5 +453,12 @@ where
 
 /// A gateway on a given store (to start with decisions already in it).
 pub async fn gateway_on(config: GatewayConfig, store: Arc<dyn Store>) -> TestGateway {
-    start(config, PolicyConfig::default(), Vec::new(), store).await
+    start(
+        config,
+        PolicyConfig::default(),
+        Vec::new(),
+        store,
+        Vec::new(),
+    )
+    .await
 }
