@@ -14,6 +14,7 @@ pub mod bucket;
 pub mod condition;
 pub mod engine;
 pub mod http;
+pub mod patterns;
 pub mod pipeline;
 pub mod policy;
 pub mod rules;

@@ -178,6 +178,9 @@ struct ConditionSpec {
     regex: Option<String>,
     #[serde(default)]
     not_regex: Option<String>,
+    /// Named patterns (`rules/patterns/`), matched like one regex.
+    #[serde(default)]
+    patterns: Option<Vec<String>>,
     #[serde(default)]
     min: Option<f64>,
     #[serde(default)]
@@ -514,6 +517,11 @@ fn compile_condition(c: ConditionSpec) -> Result<Condition, String> {
     if let Some(re) = &c.not_regex {
         tests.push(Test::NotRegex(regex(re)?));
     }
+    if let Some(names) = &c.patterns {
+        tests.push(Test::Regex(regex(&crate::patterns::text_alternation(
+            names,
+        )?)?));
+    }
     if c.min.is_some() || c.max.is_some() {
         tests.push(Test::Range(c.min, c.max));
     }
@@ -522,7 +530,7 @@ fn compile_condition(c: ConditionSpec) -> Result<Condition, String> {
     }
     if tests.len() != 1 {
         return Err(format!(
-            "field {:?} needs exactly one test of: in, not_in, regex, not_regex, min/max, present",
+            "field {:?} needs exactly one test of: in, not_in, regex, not_regex, patterns, min/max, present",
             c.field
         ));
     }

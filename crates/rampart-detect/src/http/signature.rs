@@ -243,42 +243,12 @@ pub struct SignatureError {
     pub source: regex::Error,
 }
 
-const SCANNER_AGENTS: &str = r"(?x-u)
-    \b(?: sqlmap | nikto | nmap | masscan | zgrab | nuclei | wpscan | dirbuster | gobuster | dirb
-    | ffuf | fuzz\x20faster\x20u\x20fool | feroxbuster | acunetix | netsparker | havij | w3af
-    | arachni | openvas | nessus | joomscan | whatweb | wfuzz | skipfish | zmeu | morfeus | jorgee
-    | fimap | commix | xsstrike | sqlninja | jaeles | hydra )\b";
-
-const SENSITIVE_PATHS: &str = r"(?x-u)
-    (?:^|/)(?:
-        \.env(?:\.[a-z0-9_-]+)?$
-      | \.git(?:/|$) | \.svn(?:/|$) | \.hg(?:/|$) | \.bzr/ | \.ds_store$
-      | \.ht(?:passwd|access)$ | \.aws/ | \.ssh/ | \.docker/ | \.kube/
-      | \.bash_history$ | \.npmrc$ | \.git-credentials$ | id_(?:rsa|dsa|ecdsa|ed25519)$
-      | phpmyadmin | pma/ | myadmin/ | adminer(?:-[0-9.]+)?\.php$
-      | server-(?:status|info)(?:/|$) | actuator(?:/|$)
-      | phpinfo\.php$ | vendor/phpunit/ | eval-stdin\.php
-      | manager/html | jmx-console | web-inf/ | meta-inf/
-      | (?:backups?|dump|db|database|site|www|htdocs)\.(?:sql|tar|tar\.gz|tgz|zip|rar|7z|gz)$
-      | [^/]+\.(?:sql|sql\.gz|sql\.zip|bak|old|orig|save|swp|swo)$
-    )";
-
-const WORDPRESS_PATHS: &str = r"(?x-u)
-    (?:^|/)(?: wp-admin(?:/|$) | wp-login\.php | xmlrpc\.php | wp-config\.php | wp-includes/ | wp-content/ )";
-
-const TRAVERSAL: &str = r"(?x-u)
-    \.\.[/\\] | [/\\]\.\.$
-  | \x00
-  | \xc0[\xae\xaf] | \xc1[\x1c\x9c] | \xe0\x80[\xae\xaf]
-  | %u(?:002e|2215|2216|ff0e|ff0f)
-  | (?:^|[/\\])etc[/\\](?:passwd|shadow|group|hosts)\b
-  | proc[/\\]self[/\\]
-  | \b(?:win|boot|system)\.ini\b | system32[/\\]
-  | \b(?:php|expect|phar|zip|file)://";
-
-/// A value that is a script URL (reflected into `href`/`src`, it runs).
-/// No space after the colon: "javascript: the good parts" is a search.
-const SCRIPT_URL: &str = r"(?i-u)^[\x00-\x20]*(?:javascript|vbscript|livescript)[\t\n\r]*:[^\s]";
+/// A shipped pattern (`rules/patterns/http.toml`) as one group.
+fn pattern(name: &str) -> String {
+    crate::patterns::get(name)
+        .map(crate::patterns::Pattern::group)
+        .unwrap_or_else(|| panic!("rules/patterns: no pattern {name:?}"))
+}
 
 /// Where form pairs come from.
 #[derive(Clone, Copy)]
@@ -367,7 +337,12 @@ impl Signatures {
         detector: Box<dyn InjectionDetector>,
     ) -> Result<Self, SignatureError> {
         let traversal = if cfg.traversal {
-            build("traversal", "(?i-u)", &[TRAVERSAL], std::iter::empty())?
+            build(
+                "traversal",
+                "(?i-u)",
+                &[&pattern("traversal")],
+                std::iter::empty(),
+            )?
         } else {
             None
         };
@@ -377,7 +352,7 @@ impl Signatures {
             build(
                 "extra_scanner_agents",
                 "(?-u)",
-                &[SCANNER_AGENTS],
+                &[&pattern("scanner-agent")],
                 cfg.extra_scanner_agents
                     .iter()
                     .map(|s| s.to_ascii_lowercase()),
@@ -386,21 +361,26 @@ impl Signatures {
             None
         };
         let sensitive = if cfg.sensitive_paths {
-            let mut base = vec![SENSITIVE_PATHS];
+            let mut base = vec![pattern("sensitive-path")];
             if cfg.wordpress {
-                base.push(WORDPRESS_PATHS);
+                base.push(pattern("wordpress-path"));
             }
             build(
                 "extra_sensitive_paths",
                 "(?i-u)",
-                &base,
+                &base.iter().map(String::as_str).collect::<Vec<_>>(),
                 cfg.extra_sensitive_paths.iter().cloned(),
             )?
         } else {
             None
         };
         let script_url = if cfg.xss {
-            build("xss", "", &[SCRIPT_URL], std::iter::empty())?
+            build(
+                "xss",
+                "(?i-u)",
+                &[&pattern("script-url")],
+                std::iter::empty(),
+            )?
         } else {
             None
         };
