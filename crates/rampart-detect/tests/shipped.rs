@@ -501,6 +501,71 @@ fn a_browser_loading_a_heavy_page_and_browsing_is_not_banned() {
     assert!(bans(&out).is_empty(), "{:?}", bans(&out));
 }
 
+#[test]
+fn a_wordpress_visitor_meeting_missing_uploads_is_not_a_sensitive_probe() {
+    let mut det = detector(PolicyConfig::default());
+    // Broken images in old posts: 404s under wp-content/uploads, and the
+    // theme's assets, a page view every 20 s.
+    let events: Vec<Event> = (0..30)
+        .flat_map(|i| {
+            let at = t0() + Duration::seconds(i * 20);
+            [
+                http(
+                    "192.0.2.101",
+                    at,
+                    "GET",
+                    &format!("/{i}/my-post/"),
+                    "200",
+                    BROWSER,
+                ),
+                http(
+                    "192.0.2.101",
+                    at,
+                    "GET",
+                    &format!("/wp-content/uploads/2019/0{}/photo-{i}.jpg", i % 9 + 1),
+                    "404",
+                    BROWSER,
+                ),
+                http(
+                    "192.0.2.101",
+                    at,
+                    "GET",
+                    "/wp-content/themes/twentytwenty/style.css",
+                    "200",
+                    BROWSER,
+                ),
+            ]
+        })
+        .collect();
+    let out = run(&mut det, &events);
+    assert!(bans(&out).is_empty(), "{:?}", bans(&out));
+
+    // Plugin probes are another matter.
+    let probes: Vec<Event> = [
+        "/wp-content/plugins/revslider/readme.txt",
+        "/wp-content/plugins/wp-file-manager/readme.txt",
+        "/wp-config.php.save",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, p)| {
+        http(
+            "192.0.2.102",
+            t0() + Duration::seconds(i as i64),
+            "GET",
+            p,
+            "404",
+            BROWSER,
+        )
+    })
+    .collect();
+    let got = bans(&run(&mut det, &probes));
+    assert!(
+        got.iter().any(|(s, _)| s == "http-sensitive-probe"),
+        "{got:?}"
+    );
+}
+
 /// The injection scenarios against CSIC 2010's 36,000 benign requests
 /// (`../shared/data/csic2010`): none may fire on a benign request line.
 #[test]
