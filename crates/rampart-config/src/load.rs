@@ -255,42 +255,21 @@ fn walk_value(
     path: &mut Vec<Step>,
     best: &mut Option<(usize, Entry)>,
 ) {
-    let holds = value.span().contains(&at);
-    match value.get_ref() {
-        DeValue::Table(t) => {
-            if holds {
-                consider(
-                    best,
-                    path.len(),
-                    Entry {
-                        path: path.clone(),
-                        is_value: false,
-                    },
-                );
-            }
-            walk_table(t, at, path, best);
-        }
-        DeValue::Array(items) => {
-            if holds {
-                consider(
-                    best,
-                    path.len(),
-                    Entry {
-                        path: path.clone(),
-                        is_value: true,
-                    },
-                );
-            }
-            walk_array(items, at, path, best);
-        }
-        _ if holds => consider(
+    if value.span().contains(&at) {
+        // A table's span is not its value's text: name it, do not quote it.
+        let is_value = !matches!(value.get_ref(), DeValue::Table(_));
+        consider(
             best,
             path.len(),
             Entry {
                 path: path.clone(),
-                is_value: true,
+                is_value,
             },
-        ),
+        );
+    }
+    match value.get_ref() {
+        DeValue::Table(t) => walk_table(t, at, path, best),
+        DeValue::Array(items) => walk_array(items, at, path, best),
         _ => {}
     }
 }

@@ -207,13 +207,7 @@ impl Pool {
                     .min_by_key(|&i| self.backends[i].in_flight.load(Ordering::Relaxed))?
             }
         };
-        let backend = &self.backends[index];
-        backend.in_flight.fetch_add(1, Ordering::Relaxed);
-        backend.requests.fetch_add(1, Ordering::Relaxed);
-        Some(Lease {
-            pool: Arc::clone(self),
-            index,
-        })
+        Some(self.lease_at(index))
     }
 
     /// A lease on backend `index`, chosen by a hook: `None` when it is
@@ -222,13 +216,17 @@ impl Pool {
         if index >= self.backends.len() || tried.contains(&index) || !self.usable(index) {
             return None;
         }
+        Some(self.lease_at(index))
+    }
+
+    fn lease_at(self: &Arc<Self>, index: usize) -> Lease {
         let backend = &self.backends[index];
         backend.in_flight.fetch_add(1, Ordering::Relaxed);
         backend.requests.fetch_add(1, Ordering::Relaxed);
-        Some(Lease {
+        Lease {
             pool: Arc::clone(self),
             index,
-        })
+        }
     }
 
     /// Healthy, or down but due for a probe when active checks are off.
