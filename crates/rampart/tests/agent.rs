@@ -3,16 +3,15 @@
 //! rotation; and, as root, bans enforced by nftables inside a network
 //! namespace this test creates.
 
+mod common;
+use common::*;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-fn rampart() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_rampart"))
-}
 
 /// Runs `rampart decisions --database DB ARGS…`, which must succeed; its stdout.
 fn decisions_cli(db: &str, args: &[&str]) -> String {
@@ -72,25 +71,6 @@ impl Drop for Agent {
             let _ = self.0.kill();
             let _ = self.0.wait();
         }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn append(path: &Path, lines: &[String]) {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    for l in lines {
-        writeln!(f, "{l}").unwrap();
     }
 }
 
@@ -350,38 +330,9 @@ fn nft_in(ns: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-struct Netns(String);
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-fn can_use_nftables() -> bool {
-    let root = nix::unistd::geteuid().is_root();
-    let nft = Command::new("nft")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    let ip = Command::new("ip")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if root && nft && ip {
-        return true;
-    }
-    let why = format!("needs root, nft and ip (root={root}, nft={nft}, ip={ip})");
-    if std::env::var_os("CI").is_some() {
-        panic!("{why}: CI must provide them");
-    }
-    eprintln!("skipped: {why}");
-    false
-}
-
 #[test]
 fn agent_enforces_bans_in_nftables_and_lifts_them() {
-    if !can_use_nftables() {
+    if !firewall_tools("skipped") {
         return;
     }
     let ns = Netns(format!("rampart-e2e-{}", std::process::id()));

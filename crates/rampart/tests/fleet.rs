@@ -11,6 +11,9 @@
 //! - while the server is down, an agent spools what it decides and pushes
 //!   it when the server is back.
 
+mod common;
+use common::*;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -18,10 +21,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-
-fn rampart() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_rampart"))
-}
 
 /// A child process killed on drop.
 struct Proc(Child, &'static str);
@@ -62,14 +61,6 @@ impl Drop for Proc {
             let _ = self.0.wait();
         }
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[allow(dead_code)]
@@ -175,17 +166,6 @@ fn cli(args: &[&str], stdin: Option<&str>) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-fn append(path: &Path, lines: &[String]) {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    for l in lines {
-        writeln!(f, "{l}").unwrap();
-    }
-}
-
 fn failures(ip: &str, n: usize) -> Vec<String> {
     let now = chrono::Utc::now();
     (0..n)
@@ -201,30 +181,6 @@ fn failures(ip: &str, n: usize) -> Vec<String> {
 }
 
 static NS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-
-struct Netns(String);
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-fn nftables_available() -> bool {
-    let root = nix::unistd::geteuid().is_root();
-    let nft = Command::new("nft")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if root && nft {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("the fleet test needs root and nft in CI (root={root}, nft={nft})");
-    }
-    eprintln!("nftables unavailable (root={root}, nft={nft}): agents check their stores only");
-    false
-}
 
 /// One agent: its log, store, namespace and process.
 struct AgentNode {
@@ -350,7 +306,7 @@ fn two_servers_sharing_postgresql_serve_one_fleet() {
 /// The whole fleet scenario on a server store at `server_db`; with
 /// `shared`, agent B reports to a second server on the same database.
 fn fleet(dir: &Path, server_db: &str, shared: bool) {
-    let nft = nftables_available();
+    let nft = firewall_tools("agents check their stores only");
     cli(
         &[
             "user",

@@ -4,10 +4,12 @@
 //! log is in the store after a clean shutdown. Also: the quick-start flags
 //! alone, and a clear error without a backend.
 
+mod common;
+use common::*;
+
 use std::convert::Infallible;
 use std::io::Read;
-use std::net::TcpListener as StdListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -66,13 +68,6 @@ fn start_backend() -> (tokio::runtime::Runtime, u16) {
     (runtime, port)
 }
 
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 struct Gateway(Child);
 
 impl Drop for Gateway {
@@ -80,10 +75,6 @@ impl Drop for Gateway {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn rampart() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_rampart"))
 }
 
 /// Waits until `GET http://addr/health` answers (any status).
