@@ -5,96 +5,15 @@
 //! skipped with a message, unless `CI` is set: then they fail.
 //! Also: two handles on one database (two servers sharing PostgreSQL).
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
 use rampart_store::ChangeKind;
 use rampart_store::DecisionStore;
 use rampart_store::postgres::PgStore;
+use rampart_store::testing::postgres::{admin_url, scratch};
 use rampart_store::testing::{Fixture, ban, t};
-use sqlx::Connection;
-
-/// The admin URL, or `None` (skip) outside CI.
-fn admin_url() -> Option<String> {
-    match std::env::var("RAMPART_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var_os("CI").is_some() => {
-            panic!("CI must provide RAMPART_TEST_POSTGRES_URL (run .ci/postgres)")
-        }
-        _ => {
-            eprintln!(
-                "skipped: RAMPART_TEST_POSTGRES_URL is not set (start one with .ci/postgres)"
-            );
-            None
-        }
-    }
-}
-
-/// Drops its database when the fixture is dropped.
-struct ScratchDatabase {
-    admin: String,
-    name: String,
-}
-
-impl Drop for ScratchDatabase {
-    fn drop(&mut self) {
-        let (admin, name) = (self.admin.clone(), self.name.clone());
-        // Drop runs inside the test's runtime: use a thread with its own.
-        let _ = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            runtime.block_on(async move {
-                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                    )))
-                    .execute(&mut conn)
-                    .await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
-/// A fresh, empty database; its URL and the guard that drops it.
-async fn scratch(admin: &str) -> (String, ScratchDatabase) {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let name = format!(
-        "rampart_test_{}_{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    );
-    let mut conn = sqlx::PgConnection::connect(admin)
-        .await
-        .expect("connect to the admin database");
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(&mut conn)
-    .await
-    .expect("drop leftover");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .expect("create database");
-    let base = admin.rsplit_once('/').map_or(admin, |(b, _)| b);
-    let url = format!("{base}/{name}");
-    (
-        url,
-        ScratchDatabase {
-            admin: admin.to_owned(),
-            name,
-        },
-    )
-}
 
 async fn pg_store() -> Option<Fixture> {
     let admin = admin_url()?;
-    let (url, guard) = scratch(&admin).await;
+    let (url, guard) = scratch(&admin, "rampart_test").await;
     let store = PgStore::open(&url).await.expect("open postgres store");
     Some(Fixture::new(store).with_guard(guard))
 }
@@ -104,7 +23,7 @@ rampart_store::store_test_suite!(pg_store());
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_on_one_database_share_the_change_log() {
     let Some(admin) = admin_url() else { return };
-    let (url, _guard) = scratch(&admin).await;
+    let (url, _guard) = scratch(&admin, "rampart_test").await;
     // Two handles opening (and migrating) at once.
     let (a, b) = tokio::join!(PgStore::open(&url), PgStore::open(&url));
     let (a, b) = (a.expect("first opens"), b.expect("second opens"));
@@ -126,7 +45,7 @@ async fn two_servers_on_one_database_share_the_change_log() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_follower_sees_every_change_while_servers_write_concurrently() {
     let Some(admin) = admin_url() else { return };
-    let (url, _guard) = scratch(&admin).await;
+    let (url, _guard) = scratch(&admin, "rampart_test").await;
     let mut opens = tokio::task::JoinSet::new();
     for _ in 0..6 {
         let url = url.clone();
@@ -216,7 +135,7 @@ async fn corrupt_rows_are_errors_not_panics() {
             "decision_changes",
         ),
     ] {
-        let (url, _guard) = scratch(&admin).await;
+        let (url, _guard) = scratch(&admin, "rampart_test").await;
         let store = PgStore::open(&url).await.expect("open");
         let id = store
             .insert_decision(&ban("192.0.2.7/32", t(0)))

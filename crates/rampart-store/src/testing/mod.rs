@@ -36,6 +36,7 @@ pub mod decisions;
 pub mod findings;
 pub mod fleet;
 pub mod positions;
+pub mod postgres;
 pub mod requests;
 pub mod retention;
 pub mod whitelist;

@@ -7,11 +7,11 @@
 //! Without `RAMPART_TEST_POSTGRES_URL` the PostgreSQL cases say they are
 //! skipped, unless `CI` is set: then they fail.
 
+use rampart_store::testing::postgres::{admin_url, scratch};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,7 +20,6 @@ use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
-use sqlx::Connection;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::WebSocketStream;
@@ -51,72 +50,12 @@ pub fn sqlite_db() -> Db {
 /// A fresh PostgreSQL database, or `None` (skip) when no server is given
 /// outside CI.
 pub async fn postgres_db() -> Option<Db> {
-    let admin = match std::env::var("RAMPART_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => url,
-        _ if std::env::var_os("CI").is_some() => {
-            panic!("CI must provide RAMPART_TEST_POSTGRES_URL (run .ci/postgres)")
-        }
-        _ => {
-            eprintln!(
-                "skipped: RAMPART_TEST_POSTGRES_URL is not set (start one with .ci/postgres)"
-            );
-            return None;
-        }
-    };
-    static N: AtomicU32 = AtomicU32::new(0);
-    let name = format!(
-        "rampart_server_api_{}_{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    );
-    let mut conn = sqlx::PgConnection::connect(&admin)
-        .await
-        .expect("connect to the admin database");
-    for sql in [
-        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        format!("CREATE DATABASE {name}"),
-    ] {
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .execute(&mut conn)
-            .await
-            .expect("prepare the scratch database");
-    }
-    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+    let admin = admin_url()?;
+    let (url, guard) = scratch(&admin, "rampart_server_api").await;
     Some(Db {
-        url: format!("{base}/{name}"),
-        _keep: Box::new(ScratchDatabase { admin, name }),
+        url,
+        _keep: Box::new(guard),
     })
-}
-
-/// Drops its database when dropped.
-struct ScratchDatabase {
-    admin: String,
-    name: String,
-}
-
-impl Drop for ScratchDatabase {
-    fn drop(&mut self) {
-        let (admin, name) = (self.admin.clone(), self.name.clone());
-        // Drop may run inside the test's runtime: use a thread with its own.
-        let _ = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            runtime.block_on(async move {
-                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                    )))
-                    .execute(&mut conn)
-                    .await;
-                }
-            });
-        })
-        .join();
-    }
 }
 
 /// Runs `rampart ARGS --database DB` with `stdin`; stdout, or a panic with
