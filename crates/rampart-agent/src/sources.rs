@@ -1,22 +1,20 @@
-//! Starting the agent's log sources: one streaming [`Source`] per file
+//! Starting the agent's log sources: one streaming [`rampart_logs::Source`] per file
 //! path or journal, each on a thread of its own, all feeding detection
 //! through one bounded channel.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use chrono::Utc;
-use rampart_config::{SourceConfig, SourceInput};
-use rampart_logs::journal::{JournalParser, JournalSource};
-use rampart_logs::parse::{LineParser, ParseOptions, ParserRules, build_parser};
-use rampart_logs::tail::{FileSource, TailOptions};
-use rampart_logs::{Batch, Source};
+use rampart_config::SourceConfig;
+use rampart_logs::Batch;
+use rampart_logs::parse::ParserRules;
 use rampart_store::Position;
 use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
 
-/// Starts the threads of one source: one per file path, or one journal follower.
+/// Starts the threads of one source (built by [`rampart_logs::build`]):
+/// one per file path, or one journal follower.
 pub(crate) fn start_source(
     source: &SourceConfig,
     rules: &ParserRules,
@@ -25,54 +23,14 @@ pub(crate) fn start_source(
     stop: &Arc<AtomicBool>,
     metrics: &Arc<Metrics>,
 ) -> anyhow::Result<Vec<std::thread::JoinHandle<()>>> {
-    let name: Arc<str> = Arc::from(source.name.as_str());
-    let opts = ParseOptions {
-        source: Arc::clone(&name),
-        reference: Utc::now(),
-        keep_raw: true,
-    };
-    // (thread name, source, its parser)
-    type Run = (String, Box<dyn Source>, Box<dyn LineParser>);
-    let mut runs: Vec<Run> = Vec::new();
-    match &source.input {
-        SourceInput::File { paths } => {
-            for path in paths {
-                let parser = build_parser(source.format, rules, source.json.as_ref(), opts.clone())
-                    .map_err(|e| anyhow::anyhow!("source {}: {e}", source.name))?;
-                let key = path.display().to_string();
-                let file = FileSource::new(
-                    Arc::clone(&name),
-                    path.clone(),
-                    TailOptions {
-                        from_start: source.from_start,
-                        max_line_bytes: source.max_line_bytes,
-                    },
-                    saved.iter().find(|p| p.path == key),
-                );
-                runs.push((format!("tail {key}"), Box::new(file), parser));
-            }
-        }
-        SourceInput::Journald {
-            matches,
-            journalctl,
-        } => {
-            let journal = JournalSource::new(
-                Arc::clone(&name),
-                journalctl.clone(),
-                matches.clone(),
-                source.from_start,
-                saved.iter().find_map(|p| p.cursor.clone()),
-            );
-            let parser = JournalParser::new(rules.clone(), opts);
-            runs.push((
-                format!("journal {}", source.name),
-                Box::new(journal),
-                Box::new(parser),
-            ));
-        }
-    }
+    let built = rampart_logs::build::build(source, rules, &saved).map_err(anyhow::Error::msg)?;
     let mut handles = Vec::new();
-    for (thread, run, parser) in runs {
+    for rampart_logs::build::Built {
+        thread,
+        source: run,
+        parser,
+    } in built
+    {
         let tx = tx.clone();
         let stop = Arc::clone(stop);
         let metrics = Arc::clone(metrics);

@@ -9,6 +9,7 @@
 //! data ([`parse::ParserRules`], loaded from `rules/parsers/*.toml`).
 //! [`clock`] keeps event times from jumping.
 
+pub mod build;
 pub mod clock;
 pub mod journal;
 pub mod parse;
