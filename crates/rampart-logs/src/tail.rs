@@ -248,6 +248,16 @@ impl Tailer {
         &self.path
     }
 
+    /// Opens the file now, if it is not open yet, rather than at the first
+    /// poll: a follower that starts at the end of an existing file then
+    /// takes that end at once, so nothing written after it started is
+    /// taken for old content. An error is left for the next poll to report.
+    pub fn prime(&mut self) {
+        if self.file.is_none() {
+            let _ = self.open_initial();
+        }
+    }
+
     /// First open: applies the saved position or the start rule. Returns
     /// whether a file is open now.
     fn open_initial(&mut self) -> io::Result<bool> {
@@ -687,10 +697,14 @@ impl FileSource {
             offset: p.offset,
             fingerprint: p.fingerprint,
         });
+        let mut tailer = Tailer::new(path, opts, saved);
+        // The end of an existing file is taken when the source is built
+        // (before the agent says it started), not at its first poll.
+        tailer.prime();
         Self {
             name,
             key,
-            tailer: Tailer::new(path, opts, saved),
+            tailer,
             buf: Vec::new(),
         }
     }
@@ -818,6 +832,27 @@ mod tests {
         let (out, _) = split(0, &[b"a\n\nbc"]);
         assert!(out[0].too_long);
         assert_eq!(out[1], line(""));
+    }
+
+    #[test]
+    fn a_file_source_takes_the_end_when_built_so_lines_written_before_its_first_read_count() {
+        use crate::Source;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("auth.log");
+        std::fs::write(&path, b"old 1\nold 2\n").unwrap();
+        let mut source = FileSource::new(
+            Arc::from("sshd"),
+            path.clone(),
+            TailOptions::default(),
+            None,
+        );
+        // Written after the source was built, before it first reads.
+        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        std::io::Write::write_all(&mut f, b"new 1\n").unwrap();
+        let mut lines = crate::Lines::default();
+        source.read(&mut lines, 1 << 20).unwrap();
+        let got: Vec<&[u8]> = lines.iter().filter_map(|(_, l)| l).collect();
+        assert_eq!(got, [b"new 1".as_slice()], "old lines skipped, the new one read");
     }
 
     #[test]
