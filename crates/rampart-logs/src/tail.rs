@@ -847,12 +847,19 @@ mod tests {
             None,
         );
         // Written after the source was built, before it first reads.
-        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         std::io::Write::write_all(&mut f, b"new 1\n").unwrap();
         let mut lines = crate::Lines::default();
         source.read(&mut lines, 1 << 20).unwrap();
         let got: Vec<&[u8]> = lines.iter().filter_map(|(_, l)| l).collect();
-        assert_eq!(got, [b"new 1".as_slice()], "old lines skipped, the new one read");
+        assert_eq!(
+            got,
+            [b"new 1".as_slice()],
+            "old lines skipped, the new one read"
+        );
     }
 
     #[test]
