@@ -249,31 +249,11 @@ impl Guard {
         let judgement = self.inspector.judge(req.client, req.facts, req.now_ms);
         out.key = Some(judgement.key);
         out.score = judgement.score;
-        let (prediction, kind, label) = match judgement.verdict {
-            Verdict::Allow => return out,
-            Verdict::Monitor => {
-                out.reason = judgement.reason;
-                return out;
-            }
-            Verdict::Flood => (Prediction::Ddos, BanKind::Flood, "gateway-flood"),
-            Verdict::Anomaly => (Prediction::Ddos, BanKind::Other, "gateway-anomaly"),
-            Verdict::Attack(label) => (Prediction::Attack, BanKind::Other, label),
-        };
-        let refusal = match judgement.verdict {
-            Verdict::Flood => Refusal::Flood { until: None },
-            Verdict::Anomaly => Refusal::Anomaly,
-            _ => Refusal::Attack,
-        };
-        self.verdict(
-            req,
-            &judgement,
-            label,
-            kind,
-            prediction,
-            refusal,
-            whitelisted,
-            out,
-        )
+        if judgement.verdict == Verdict::Monitor {
+            out.reason = judgement.reason;
+            return out;
+        }
+        self.verdict(req, &judgement, whitelisted, out)
     }
 
     /// Screens a small `application/x-www-form-urlencoded` body read whole
@@ -294,31 +274,25 @@ impl Guard {
         };
         let whitelisted = self.whitelist.contains_addr(req.client);
         // The head's key and score stand; the body only adds its verdict.
-        let out = Screening::pass();
-        Some(self.verdict(
-            req,
-            &judgement,
-            label,
-            BanKind::Other,
-            Prediction::Attack,
-            Refusal::Attack,
-            whitelisted,
-            out,
-        ))
+        Some(self.verdict(req, &judgement, whitelisted, Screening::pass()))
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// What a refusing verdict does: the prediction, a ban through policy
+    /// (unless whitelisted) and the refusal (none in monitor mode).
+    /// `Allow` and `Monitor` refuse nothing.
     fn verdict(
         self: &Arc<Self>,
         req: &Request<'_>,
         judgement: &Judgement,
-        label: &'static str,
-        kind: BanKind,
-        prediction: Prediction,
-        refusal: Refusal,
         whitelisted: bool,
         mut out: Screening,
     ) -> Screening {
+        let (prediction, kind, label) = match judgement.verdict {
+            Verdict::Allow | Verdict::Monitor => return out,
+            Verdict::Flood => (Prediction::Ddos, BanKind::Flood, "gateway-flood"),
+            Verdict::Anomaly => (Prediction::Ddos, BanKind::Other, "gateway-anomaly"),
+            Verdict::Attack(label) => (Prediction::Attack, BanKind::Other, label),
+        };
         out.prediction = prediction;
         let reason = judgement.reason.clone().unwrap_or_else(|| label.to_owned());
         if whitelisted {
@@ -331,11 +305,12 @@ impl Guard {
             return out;
         }
         out.reason = Some(reason);
-        out.refusal = Some(match refusal {
-            Refusal::Flood { .. } => Refusal::Flood {
+        out.refusal = Some(match judgement.verdict {
+            Verdict::Flood => Refusal::Flood {
                 until: ban.and_then(|b| b.until),
             },
-            other => other,
+            Verdict::Anomaly => Refusal::Anomaly,
+            _ => Refusal::Attack,
         });
         out
     }
